@@ -1,0 +1,1148 @@
+//! Softmax cross entropy: the negative log-likelihood of categorical
+//! outcomes, and the softmax primitives.
+//!
+//! A model that gives class `c` of example `i` the probability
+//! `p_ic = softmax(z_i)_c = e^{z_ic} / Σ_k e^{z_ik}` has, for observed
+//! one-hot (or soft) targets `t_ic`, the negative log-likelihood
+//! `-Σ_i Σ_c t_ic ln p_ic` (seed eq. 13). With `lse_i = ln Σ_c e^{z_ic}`,
+//! `-ln p_ic = lse_i - z_ic`, so a row's loss needs only `lse_i` and a few
+//! sums over the row: the kernels ([`crate::ce_kernels`]) get them in one
+//! read of the logits and never materialize `ln p`.
+//!
+//! Options follow PyTorch's `cross_entropy`: class weights, `ignore_index`,
+//! label smoothing (the target becomes `(1 - ε) t + ε / C`, with PyTorch's
+//! normalization of the mean), plus PaLM's z-loss (`λ · lse²` per row) and
+//! Gemma 2's logit softcap (`z = s · tanh(x / s)`).
+
+use crate::ce_kernels::{
+    pass1_segment, pass2_segment, sigmoid, softplus, Cap, Dense, Pass1Kernel, Pass2, Pass2Kernel,
+    RowStats, Write,
+};
+use crate::error::check_len;
+use crate::options::{check_non_negative, Common};
+use crate::parallel::{self, Job};
+use crate::simd::{self, Kernel, Simd};
+use crate::{Backend, EmptyMean, Float, Label, LossError, Partial, Reduction};
+
+/// Elements per leaf of the row-parallel tree (a leaf holds
+/// `max(1, ROW_LEAF / classes)` rows).
+const ROW_LEAF: usize = 1 << 15;
+/// Inputs with fewer elements run serially.
+const PARALLEL_MIN: usize = 1 << 16;
+/// Rows longer than this are themselves split into column blocks of this
+/// many classes, merged with the [`LogSumExp`] state.
+const COL_LEAF: usize = 1 << 15;
+
+/// Softmax cross entropy over the last axis, PyTorch's `cross_entropy`.
+///
+/// Logits are row-major `[rows, classes]`; targets are one integer label per
+/// row ([`loss`](Self::loss), [`loss_grad`](Self::loss_grad),
+/// [`per_row`](Self::per_row), [`partial`](Self::partial)) or a row of
+/// probabilities per row (the `_dense` methods, seed eq. 13).
+///
+/// For a kept row with label `y`, smoothing `ε`, class weights `w`
+/// (`W = Σ w`), `C` classes and z-loss `λ`:
+///
+/// `loss = (1 - ε) w_y (lse - z_y) + (ε / C) Σ_c w_c (lse - z_c) + λ lse²`
+///
+/// and `Mean` divides the sum over rows by `Σ w_y` over the kept rows (their
+/// count when unweighted), exactly as PyTorch does, smoothing included.
+///
+/// ```
+/// use loss_kernels::CrossEntropy;
+///
+/// # fn main() -> Result<(), loss_kernels::LossError> {
+/// // 2 rows x 3 classes; the second row is ignored.
+/// let logits = [1.0_f32, 2.0, 3.0, 0.0, 0.0, 0.0];
+/// let labels = [2_i64, -100];
+/// let mut grad = [0.0_f32; 6];
+/// let ce = CrossEntropy::new();
+/// let loss = ce.loss_grad(&logits, 3, &labels, &mut grad)?;
+/// let lse = (1f32.exp() + 2f32.exp() + 3f32.exp()).ln();
+/// assert!((loss - (lse - 3.0)).abs() < 1e-6);
+/// assert_eq!(&grad[3..], &[0.0, 0.0, 0.0]); // ignored row
+/// let softmax_sum: f32 = grad[..3].iter().sum();
+/// assert!(softmax_sum.abs() < 1e-6); // softmax - one_hot sums to 0
+///
+/// // Label smoothing, class weights and z-loss compose:
+/// let w = [1.0_f32, 2.0, 0.5];
+/// let ce = CrossEntropy::new().class_weights(&w).label_smoothing(0.1).z_loss(1e-4);
+/// let loss = ce.loss(&logits, 3, &labels)?;
+/// assert!(loss.is_finite());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CrossEntropy<'a, T> {
+    common: Common,
+    class_weights: Option<&'a [T]>,
+    ignore_index: Option<i64>,
+    label_smoothing: f64,
+    z_loss: f64,
+    softcap: Option<f64>,
+}
+
+impl<T: Float> Default for CrossEntropy<'_, T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A validated configuration, shared read-only by every leaf.
+struct Config<'a, T> {
+    backend: Backend,
+    classes: usize,
+    w: Option<&'a [T]>,
+    /// `Σ_c w_c` (`C` when unweighted).
+    w_sum: f64,
+    ignore: Option<i64>,
+    eps: f64,
+    z_loss: f64,
+    cap: Option<Cap<T>>,
+    cap_f64: Option<f64>,
+    grad_scale: f64,
+}
+
+/// The targets of a block of rows.
+#[derive(Clone, Copy)]
+enum Targets<'a, T, L> {
+    Labels(&'a [L]),
+    Dense(&'a [T]),
+    /// The primitives: no targets.
+    None,
+}
+
+/// What a block of rows writes.
+enum RowsOut<'a, T> {
+    None,
+    /// Gradient, `rows × classes`.
+    Grad(&'a mut [T]),
+    /// One value per row: the loss, or the log-sum-exp for the primitive.
+    PerRow(&'a mut [T]),
+    /// `rows × classes` log-softmax or softmax.
+    PerClass(&'a mut [T], Write),
+}
+
+impl<'a, T: Float> CrossEntropy<'a, T> {
+    /// Mean reduction, `ignore_index = -100`, no weights, no smoothing, no
+    /// z-loss, no softcap, automatic backend.
+    #[must_use]
+    pub fn new() -> Self {
+        CrossEntropy {
+            common: Common::default(),
+            class_weights: None,
+            ignore_index: Some(-100),
+            label_smoothing: 0.0,
+            z_loss: 0.0,
+            softcap: None,
+        }
+    }
+
+    /// Sets the reduction (default [`Reduction::Mean`]).
+    #[must_use]
+    pub fn reduction(mut self, reduction: Reduction) -> Self {
+        self.common.reduction = reduction;
+        self
+    }
+
+    /// Sets what a mean over zero kept rows is (default [`EmptyMean::Nan`],
+    /// PyTorch's behaviour).
+    #[must_use]
+    pub fn empty_mean(mut self, policy: EmptyMean) -> Self {
+        self.common.empty_mean = policy;
+        self
+    }
+
+    /// Forces a SIMD backend (default [`Backend::Auto`]).
+    #[must_use]
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.common.backend = backend;
+        self
+    }
+
+    /// Per-class weights (length `classes`, finite and `>= 0`).
+    #[must_use]
+    pub fn class_weights(mut self, weights: &'a [T]) -> Self {
+        self.class_weights = Some(weights);
+        self
+    }
+
+    /// Rows whose label equals `index` contribute nothing (default `-100`,
+    /// as in PyTorch). An index inside `0..classes` ignores that class.
+    #[must_use]
+    pub fn ignore_index(mut self, index: i64) -> Self {
+        self.ignore_index = Some(index);
+        self
+    }
+
+    /// No label is ignored: every label must be in `0..classes`.
+    #[must_use]
+    pub fn no_ignore_index(mut self) -> Self {
+        self.ignore_index = None;
+        self
+    }
+
+    /// Label smoothing `ε` in `[0, 1]`: the target becomes `(1 - ε) one_hot + ε / C`.
+    #[must_use]
+    pub fn label_smoothing(mut self, epsilon: f64) -> Self {
+        self.label_smoothing = epsilon;
+        self
+    }
+
+    /// Adds `λ · lse²` per kept row (PaLM's z-loss; finite, `>= 0`;
+    /// unweighted, divided by the same denominator as the rest).
+    #[must_use]
+    pub fn z_loss(mut self, lambda: f64) -> Self {
+        self.z_loss = lambda;
+        self
+    }
+
+    /// Caps the logits softly, `z = s · tanh(x / s)` (finite, `> 0`), before
+    /// everything else; the gradient includes the chain rule.
+    #[must_use]
+    pub fn softcap(mut self, s: f64) -> Self {
+        self.softcap = Some(s);
+        self
+    }
+
+    /// Checks the shape and options; returns the row count and a config
+    /// whose `grad_scale` is not yet set.
+    fn configure(&self, logits: &[T], classes: usize) -> Result<(usize, Config<'a, T>), LossError> {
+        let rows = check_shape(logits, classes)?;
+        let mut w_sum = classes as f64;
+        if let Some(w) = self.class_weights {
+            check_len("class_weights", classes, w.len())?;
+            w_sum = 0.0;
+            for (i, &v) in w.iter().enumerate() {
+                check_non_negative("class_weights", Some(i), v.to_f64())?;
+                w_sum += v.to_f64();
+            }
+        }
+        let eps = self.label_smoothing;
+        if !(0.0..=1.0).contains(&eps) {
+            return Err(LossError::InvalidOption {
+                option: "label_smoothing",
+                index: None,
+                value: eps,
+                expected: "a value in [0, 1]",
+            });
+        }
+        check_non_negative("z_loss", None, self.z_loss)?;
+        if let Some(s) = self.softcap {
+            if !(s.is_finite() && s > 0.0) {
+                return Err(LossError::InvalidOption {
+                    option: "softcap",
+                    index: None,
+                    value: s,
+                    expected: "a finite value > 0",
+                });
+            }
+        }
+        let backend = self.common.backend.resolve()?;
+        Ok((
+            rows,
+            Config {
+                backend,
+                classes,
+                w: self.class_weights,
+                w_sum,
+                ignore: self.ignore_index,
+                eps,
+                z_loss: self.z_loss,
+                cap: self.softcap.map(|s| Cap {
+                    cap: T::from_f64(s),
+                    inv: T::from_f64(1.0 / s),
+                }),
+                cap_f64: self.softcap,
+                grad_scale: 0.0,
+            },
+        ))
+    }
+
+    /// Validates the labels and returns the mean's denominator: the summed
+    /// class weight of the kept rows.
+    fn label_weight<L: Label>(&self, cfg: &Config<'_, T>, labels: &[L]) -> Result<f64, LossError> {
+        let mut total = 0.0;
+        for (row, &label) in labels.iter().enumerate() {
+            let l = label.to_i64();
+            if Some(l) == cfg.ignore {
+                continue;
+            }
+            if l < 0 || l as u64 >= cfg.classes as u64 {
+                return Err(LossError::LabelOutOfRange {
+                    index: row,
+                    label: l,
+                    classes: cfg.classes,
+                });
+            }
+            total += cfg.w.map_or(1.0, |w| w[l as usize].to_f64());
+        }
+        Ok(total)
+    }
+
+    fn run_labels<L: Label>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        labels: &[L],
+        out: RowsOut<'_, T>,
+    ) -> Result<(f64, Partial), LossError> {
+        let (rows, mut cfg) = self.configure(logits, classes)?;
+        check_len("labels", rows, labels.len())?;
+        check_out(&out, rows, logits.len())?;
+        let weight = self.label_weight(&cfg, labels)?;
+        let plan = self.common.plan(weight)?;
+        cfg.grad_scale = plan.grad_scale;
+        let sum = run_rows(&cfg, logits, Targets::Labels(labels), out)?;
+        Ok((plan.reduce(sum), Partial { sum, weight }))
+    }
+
+    fn run_dense(
+        &self,
+        logits: &[T],
+        classes: usize,
+        targets: &[T],
+        out: RowsOut<'_, T>,
+    ) -> Result<(f64, Partial), LossError> {
+        let (rows, mut cfg) = self.configure(logits, classes)?;
+        check_len("targets", logits.len(), targets.len())?;
+        check_out(&out, rows, logits.len())?;
+        let weight = rows as f64;
+        let plan = self.common.plan(weight)?;
+        cfg.grad_scale = plan.grad_scale;
+        let sum = run_rows::<T, u32>(&cfg, logits, Targets::Dense(targets), out)?;
+        Ok((plan.reduce(sum), Partial { sum, weight }))
+    }
+
+    /// The reduced loss with integer labels (one per row).
+    ///
+    /// # Errors
+    /// [`LossError::ZeroClasses`], [`LossError::NotDivisible`],
+    /// [`LossError::LengthMismatch`] (labels, class weights),
+    /// [`LossError::InvalidOption`], [`LossError::LabelOutOfRange`],
+    /// [`LossError::BackendUnavailable`].
+    pub fn loss<L: Label>(&self, logits: &[T], classes: usize, labels: &[L]) -> Result<T, LossError> {
+        self.run_labels(logits, classes, labels, RowsOut::None)
+            .map(|(l, _)| T::from_f64(l))
+    }
+
+    /// The reduced loss, and its gradient with respect to the logits written
+    /// into `grad` (same length as `logits`): one read of the logits for the
+    /// log-sum-exp, one more for the gradient.
+    ///
+    /// # Errors
+    /// As [`CrossEntropy::loss`], plus [`LossError::LengthMismatch`] for
+    /// `grad`. `grad` is untouched when an error is returned.
+    pub fn loss_grad<L: Label>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        labels: &[L],
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        self.run_labels(logits, classes, labels, RowsOut::Grad(grad))
+            .map(|(l, _)| T::from_f64(l))
+    }
+
+    /// The loss of each row into `out` (length `rows`); ignored rows get 0.
+    ///
+    /// # Errors
+    /// As [`CrossEntropy::loss`], plus [`LossError::LengthMismatch`] for `out`.
+    pub fn per_row<L: Label>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        labels: &[L],
+        out: &mut [T],
+    ) -> Result<(), LossError> {
+        self.run_labels(logits, classes, labels, RowsOut::PerRow(out))
+            .map(|_| ())
+    }
+
+    /// The `(sum of row losses, summed weight of the kept rows)` pair; see
+    /// [`Partial`].
+    ///
+    /// # Errors
+    /// As [`CrossEntropy::loss`].
+    pub fn partial<L: Label>(&self, logits: &[T], classes: usize, labels: &[L]) -> Result<Partial, LossError> {
+        self.run_labels(logits, classes, labels, RowsOut::None)
+            .map(|(_, p)| p)
+    }
+
+    /// The reduced loss with probability targets (`targets` has the shape of
+    /// `logits`), seed eq. 13: `row = -Σ_c w_c t'_c ln p_c` with
+    /// `t' = (1 - ε) t + ε / C`; `Mean` divides by the row count (as PyTorch
+    /// does). A term with `w_c t'_c = 0` counts 0, so a masked `-inf` logit
+    /// with zero target probability is fine (PyTorch returns NaN there).
+    /// `ignore_index` does not apply.
+    ///
+    /// ```
+    /// use loss_kernels::CrossEntropy;
+    ///
+    /// # fn main() -> Result<(), loss_kernels::LossError> {
+    /// let logits = [0.0_f64, 0.0];
+    /// let targets = [0.25_f64, 0.75];
+    /// let loss = CrossEntropy::new().loss_dense(&logits, 2, &targets)?;
+    /// assert!((loss - 2.0_f64.ln()).abs() < 1e-15);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`CrossEntropy::loss`] (no label errors), and
+    /// [`LossError::LengthMismatch`] for `targets`.
+    pub fn loss_dense(&self, logits: &[T], classes: usize, targets: &[T]) -> Result<T, LossError> {
+        self.run_dense(logits, classes, targets, RowsOut::None)
+            .map(|(l, _)| T::from_f64(l))
+    }
+
+    /// [`loss_dense`](Self::loss_dense) and its gradient into `grad`.
+    ///
+    /// # Errors
+    /// As [`CrossEntropy::loss_dense`], plus [`LossError::LengthMismatch`] for `grad`.
+    pub fn loss_grad_dense(
+        &self,
+        logits: &[T],
+        classes: usize,
+        targets: &[T],
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        self.run_dense(logits, classes, targets, RowsOut::Grad(grad))
+            .map(|(l, _)| T::from_f64(l))
+    }
+
+    /// The loss of each row with probability targets into `out` (length `rows`).
+    ///
+    /// # Errors
+    /// As [`CrossEntropy::loss_dense`], plus [`LossError::LengthMismatch`] for `out`.
+    pub fn per_row_dense(&self, logits: &[T], classes: usize, targets: &[T], out: &mut [T]) -> Result<(), LossError> {
+        self.run_dense(logits, classes, targets, RowsOut::PerRow(out))
+            .map(|_| ())
+    }
+
+    /// The `(sum of row losses, row count)` pair with probability targets.
+    ///
+    /// # Errors
+    /// As [`CrossEntropy::loss_dense`].
+    pub fn partial_dense(&self, logits: &[T], classes: usize, targets: &[T]) -> Result<Partial, LossError> {
+        self.run_dense(logits, classes, targets, RowsOut::None)
+            .map(|(_, p)| p)
+    }
+}
+
+/// Checks `classes` and the logits length; returns the row count.
+fn check_shape<T>(logits: &[T], classes: usize) -> Result<usize, LossError> {
+    if classes == 0 {
+        return Err(LossError::ZeroClasses);
+    }
+    if logits.len() % classes != 0 {
+        return Err(LossError::NotDivisible {
+            len: logits.len(),
+            classes,
+        });
+    }
+    Ok(logits.len() / classes)
+}
+
+fn check_out<T>(out: &RowsOut<'_, T>, rows: usize, len: usize) -> Result<(), LossError> {
+    match out {
+        RowsOut::None => Ok(()),
+        RowsOut::Grad(g) => check_len("grad", len, g.len()),
+        RowsOut::PerRow(o) => check_len("out", rows, o.len()),
+        RowsOut::PerClass(o, _) => check_len("out", len, o.len()),
+    }
+}
+
+/// Runs every row of a validated call through the deterministic tree.
+fn run_rows<T: Float, L: Label>(
+    cfg: &Config<'_, T>,
+    logits: &[T],
+    targets: Targets<'_, T, L>,
+    out: RowsOut<'_, T>,
+) -> Result<f64, LossError> {
+    let leaf_rows = (ROW_LEAF / cfg.classes).max(1);
+    let rows = logits.len() / cfg.classes;
+    let parallel_rows = (PARALLEL_MIN / cfg.classes).max(2);
+    let job = RowsJob {
+        cfg,
+        logits,
+        targets,
+        out,
+        rows,
+    };
+    parallel::reduce(job, leaf_rows, parallel_rows)
+}
+
+struct RowsJob<'a, 'c, T, L> {
+    cfg: &'c Config<'c, T>,
+    logits: &'a [T],
+    targets: Targets<'a, T, L>,
+    out: RowsOut<'a, T>,
+    rows: usize,
+}
+
+impl<T: Float, L: Label> Job for RowsJob<'_, '_, T, L> {
+    type Output = f64;
+
+    fn combine(a: f64, b: f64) -> f64 {
+        a + b
+    }
+
+    fn units(&self) -> usize {
+        self.rows
+    }
+
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let c = self.cfg.classes;
+        let (l0, l1) = self.logits.split_at(mid * c);
+        let (t0, t1) = match self.targets {
+            Targets::Labels(l) => {
+                let (a, b) = l.split_at(mid);
+                (Targets::Labels(a), Targets::Labels(b))
+            }
+            Targets::Dense(t) => {
+                let (a, b) = t.split_at(mid * c);
+                (Targets::Dense(a), Targets::Dense(b))
+            }
+            Targets::None => (Targets::None, Targets::None),
+        };
+        let (o0, o1) = match self.out {
+            RowsOut::None => (RowsOut::None, RowsOut::None),
+            RowsOut::Grad(g) => {
+                let (a, b) = g.split_at_mut(mid * c);
+                (RowsOut::Grad(a), RowsOut::Grad(b))
+            }
+            RowsOut::PerRow(o) => {
+                let (a, b) = o.split_at_mut(mid);
+                (RowsOut::PerRow(a), RowsOut::PerRow(b))
+            }
+            RowsOut::PerClass(o, w) => {
+                let (a, b) = o.split_at_mut(mid * c);
+                (RowsOut::PerClass(a, w), RowsOut::PerClass(b, w))
+            }
+        };
+        (
+            RowsJob {
+                cfg: self.cfg,
+                logits: l0,
+                targets: t0,
+                out: o0,
+                rows: mid,
+            },
+            RowsJob {
+                cfg: self.cfg,
+                logits: l1,
+                targets: t1,
+                out: o1,
+                rows: self.rows - mid,
+            },
+        )
+    }
+
+    fn run(self) -> Result<f64, LossError> {
+        if self.cfg.classes <= COL_LEAF {
+            Ok(simd::dispatch(self.cfg.backend, self))
+        } else {
+            Ok(huge_rows(self))
+        }
+    }
+}
+
+/// What pass 2 of a row needs, from the row's statistics (all `f64`).
+struct RowPlan {
+    /// The row's loss (0 for an ignored row, the lse for the primitive).
+    loss: f64,
+    m: f64,
+    ln_s: f64,
+    alpha: f64,
+    b1: f64,
+    b0: f64,
+    /// Gradient of the target class (labels only), overriding pass 2's value.
+    target_grad: Option<(usize, f64)>,
+}
+
+/// The target of one row.
+#[derive(Clone, Copy)]
+enum RowTarget<'a, T> {
+    Ignored,
+    Label(usize),
+    Dense(&'a [T]),
+    None,
+}
+
+impl<T: Float> Config<'_, T> {
+    fn cap_value(&self, x: f64) -> f64 {
+        match self.cap_f64 {
+            Some(s) => s * (x / s).tanh(),
+            None => x,
+        }
+    }
+
+    fn cap_factor(&self, z: f64) -> f64 {
+        match self.cap_f64 {
+            Some(s) => 1.0 - (z / s) * (z / s),
+            None => 1.0,
+        }
+    }
+
+    /// Dense targets of a row with the smoothing coefficients.
+    fn dense<'t>(&self, t: &'t [T]) -> Dense<'t, T> {
+        Dense {
+            t,
+            keep: T::from_f64(1.0 - self.eps),
+            add: T::from_f64(self.eps / self.classes as f64),
+        }
+    }
+
+    /// Pass 1 of a row, given a pass-1 runner over class ranges.
+    fn plan_row(
+        &self,
+        row: &[T],
+        target: RowTarget<'_, T>,
+        mut pass1: impl FnMut(usize, usize, Option<Dense<'_, T>>) -> RowStats,
+    ) -> RowPlan {
+        let c = self.classes;
+        let g = self.grad_scale;
+        let eps = self.eps;
+        let lambda = self.z_loss;
+        match target {
+            RowTarget::Ignored => RowPlan {
+                loss: 0.0,
+                m: 0.0,
+                ln_s: 0.0,
+                alpha: 0.0,
+                b1: 0.0,
+                b0: 0.0,
+                target_grad: None,
+            },
+            RowTarget::None => {
+                let st = pass1(0, c, None);
+                RowPlan {
+                    loss: st.lse(),
+                    m: st.m,
+                    ln_s: st.s.ln(),
+                    alpha: 0.0,
+                    b1: 0.0,
+                    b0: 0.0,
+                    target_grad: None,
+                }
+            }
+            RowTarget::Label(t) => {
+                let off = pass1(0, t, None).merge(pass1(t + 1, c, None));
+                let x_t = row.get(t).map_or(f64::NAN, |x| x.to_f64());
+                let z_t = self.cap_value(x_t);
+                let w_t = self.w.and_then(|w| w.get(t)).map_or(1.0, |w| w.to_f64());
+                let all = off.merge(RowStats {
+                    m: z_t,
+                    s: 1.0,
+                    ..RowStats::EMPTY
+                });
+                let lse = all.lse();
+                // lse - z_t = softplus(u), u = ln(off-target mass / e^{z_t}).
+                let u = off.s.ln() + off.m - z_t;
+                let nll = softplus(u);
+                let mut loss = (1.0 - eps) * w_t * nll;
+                let mut k = 0.0;
+                if eps > 0.0 {
+                    let wz = off.wz + w_t * z_t;
+                    loss += eps / c as f64 * (self.w_sum * lse - wz);
+                    k += eps * self.w_sum / c as f64;
+                }
+                if lambda > 0.0 {
+                    loss += lambda * lse * lse;
+                    k += 2.0 * lambda * lse;
+                }
+                // p_t - 1 = -σ(u): the target's gradient without cancellation.
+                let sig = sigmoid(u);
+                let grad_t = g
+                    * (-(1.0 - eps) * w_t * sig + k * (1.0 - sig) - eps * w_t / c as f64)
+                    * self.cap_factor(z_t);
+                RowPlan {
+                    loss,
+                    m: all.m,
+                    ln_s: all.s.ln(),
+                    alpha: g * ((1.0 - eps) * w_t + k),
+                    b1: 0.0,
+                    b0: g * eps / c as f64,
+                    target_grad: Some((t, grad_t)),
+                }
+            }
+            RowTarget::Dense(t) => {
+                let st = pass1(0, c, Some(self.dense(t)));
+                let lse = st.lse();
+                let mut loss = lse * st.wt - st.wtz;
+                let mut k = st.wt;
+                if lambda > 0.0 {
+                    loss += lambda * lse * lse;
+                    k += 2.0 * lambda * lse;
+                }
+                RowPlan {
+                    loss,
+                    m: st.m,
+                    ln_s: st.s.ln(),
+                    alpha: g * k,
+                    b1: g * (1.0 - eps),
+                    b0: g * eps / c as f64,
+                    target_grad: None,
+                }
+            }
+        }
+    }
+}
+
+impl RowPlan {
+    fn coefficients<T: Float>(&self) -> Pass2<T> {
+        Pass2 {
+            m: T::from_f64(self.m),
+            ln_s: T::from_f64(self.ln_s),
+            alpha: T::from_f64(self.alpha),
+            b1: T::from_f64(self.b1),
+            b0: T::from_f64(self.b0),
+        }
+    }
+}
+
+fn row_target<'a, T, L: Label>(cfg: &Config<'_, T>, targets: &Targets<'a, T, L>, r: usize) -> RowTarget<'a, T> {
+    let c = cfg.classes;
+    match *targets {
+        Targets::Labels(labels) => match labels.get(r) {
+            Some(&l) => {
+                let l = l.to_i64();
+                if Some(l) == cfg.ignore || l < 0 || l as u64 >= c as u64 {
+                    RowTarget::Ignored
+                } else {
+                    RowTarget::Label(l as usize)
+                }
+            }
+            None => RowTarget::Ignored,
+        },
+        Targets::Dense(t) => RowTarget::Dense(&t[r * c..(r + 1) * c]),
+        Targets::None => RowTarget::None,
+    }
+}
+
+/// Writes a row's outputs from its plan, given a pass-2 runner.
+fn finish_row<T: Float>(
+    plan: &RowPlan,
+    target: RowTarget<'_, T>,
+    out: &mut RowsOut<'_, T>,
+    r: usize,
+    c: usize,
+    cfg: &Config<'_, T>,
+    row: &[T],
+    mut pass2: impl FnMut(Pass2<T>, Option<&[T]>, Write, &mut [T]),
+) {
+    match out {
+        RowsOut::None => {}
+        RowsOut::PerRow(o) => o[r] = T::from_f64(plan.loss),
+        RowsOut::Grad(g) => {
+            let gr = &mut g[r * c..(r + 1) * c];
+            match target {
+                RowTarget::Ignored => gr.fill(T::ZERO),
+                RowTarget::Dense(t) => pass2(plan.coefficients(), Some(t), Write::Grad, gr),
+                _ => pass2(plan.coefficients(), None, Write::Grad, gr),
+            }
+            if let Some((t, v)) = plan.target_grad {
+                if let Some(slot) = gr.get_mut(t) {
+                    *slot = T::from_f64(v);
+                }
+            }
+        }
+        RowsOut::PerClass(o, write) => {
+            let w = *write;
+            pass2(plan.coefficients(), None, w, &mut o[r * c..(r + 1) * c]);
+        }
+    }
+    let _ = (cfg, row);
+}
+
+impl<T: Float, L: Label> Kernel for RowsJob<'_, '_, T, L> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) -> f64 {
+        if self.cfg.eps > 0.0 {
+            rows_kernel::<S, T, L, true>(s, self)
+        } else {
+            rows_kernel::<S, T, L, false>(s, self)
+        }
+    }
+}
+
+#[inline(always)]
+fn rows_kernel<S: Simd, T: Float, L: Label, const NEED_WZ: bool>(s: S, job: RowsJob<'_, '_, T, L>) -> f64 {
+    let cfg = job.cfg;
+    let c = cfg.classes;
+    let w = cfg.w;
+    let cap = cfg.cap;
+    let mut out = job.out;
+    let mut sum = 0.0;
+    for (r, row) in job.logits.chunks_exact(c).enumerate() {
+        let target = row_target(cfg, &job.targets, r);
+        let plan = cfg.plan_row(row, target, |lo, hi, t| {
+            pass1_segment::<S, T, NEED_WZ>(s, &row[lo..hi], w.map(|w| &w[lo..hi]), t.map(|t| t.slice(lo, hi)), cap)
+        });
+        sum += plan.loss;
+        finish_row(&plan, target, &mut out, r, c, cfg, row, |coef, t, write, dst| match write {
+            Write::Grad => pass2_segment::<S, T, { Write::Grad as u8 }>(s, row, w, t, cap, coef, dst),
+            Write::LogSoftmax => pass2_segment::<S, T, { Write::LogSoftmax as u8 }>(s, row, None, None, None, coef, dst),
+            Write::Softmax => pass2_segment::<S, T, { Write::Softmax as u8 }>(s, row, None, None, None, coef, dst),
+        });
+    }
+    sum
+}
+
+/// Rows longer than [`COL_LEAF`]: each row's passes are split into column
+/// blocks that run in parallel; pass 1 merges their [`RowStats`] in a fixed
+/// tree order.
+fn huge_rows<T: Float, L: Label>(job: RowsJob<'_, '_, T, L>) -> f64 {
+    let cfg = job.cfg;
+    let c = cfg.classes;
+    let mut out = job.out;
+    let mut sum = 0.0;
+    for (r, row) in job.logits.chunks_exact(c).enumerate() {
+        let target = row_target(cfg, &job.targets, r);
+        let plan = cfg.plan_row(row, target, |lo, hi, t| {
+            let col = ColumnPass1 {
+                backend: cfg.backend,
+                z: &row[lo..hi],
+                w: cfg.w.map(|w| &w[lo..hi]),
+                t: t.map(|t| t.slice(lo, hi)),
+                cap: cfg.cap,
+                need_wz: cfg.eps > 0.0,
+            };
+            parallel::reduce(col, COL_LEAF, 2 * COL_LEAF).unwrap_or(RowStats {
+                m: f64::NAN,
+                s: f64::NAN,
+                ..RowStats::EMPTY
+            })
+        });
+        sum += plan.loss;
+        finish_row(&plan, target, &mut out, r, c, cfg, row, |coef, t, write, dst| {
+            let col = ColumnPass2 {
+                backend: cfg.backend,
+                x: row,
+                w: if write == Write::Grad { cfg.w } else { None },
+                t,
+                cap: if write == Write::Grad { cfg.cap } else { None },
+                coef,
+                write,
+                out: dst,
+            };
+            let _ = parallel::reduce(col, COL_LEAF, 2 * COL_LEAF);
+        });
+    }
+    sum
+}
+
+struct ColumnPass1<'a, T> {
+    backend: Backend,
+    z: &'a [T],
+    w: Option<&'a [T]>,
+    t: Option<Dense<'a, T>>,
+    cap: Option<Cap<T>>,
+    need_wz: bool,
+}
+
+impl<T: Float> Job for ColumnPass1<'_, T> {
+    type Output = RowStats;
+    fn combine(a: RowStats, b: RowStats) -> RowStats {
+        a.merge(b)
+    }
+    fn units(&self) -> usize {
+        self.z.len()
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let n = self.z.len();
+        let (z0, z1) = self.z.split_at(mid);
+        (
+            ColumnPass1 {
+                z: z0,
+                w: self.w.map(|w| &w[..mid]),
+                t: self.t.map(|t| t.slice(0, mid)),
+                ..self
+            },
+            ColumnPass1 {
+                z: z1,
+                w: self.w.map(|w| &w[mid..]),
+                t: self.t.map(|t| t.slice(mid, n)),
+                ..self
+            },
+        )
+    }
+    fn run(self) -> Result<RowStats, LossError> {
+        Ok(simd::dispatch(
+            self.backend,
+            Pass1Kernel {
+                z: self.z,
+                w: self.w,
+                t: self.t,
+                cap: self.cap,
+                need_wz: self.need_wz,
+            },
+        ))
+    }
+}
+
+struct ColumnPass2<'a, T> {
+    backend: Backend,
+    x: &'a [T],
+    w: Option<&'a [T]>,
+    t: Option<&'a [T]>,
+    cap: Option<Cap<T>>,
+    coef: Pass2<T>,
+    write: Write,
+    out: &'a mut [T],
+}
+
+impl<T: Float> Job for ColumnPass2<'_, T> {
+    type Output = ();
+    fn combine(_: (), _: ()) {}
+    fn units(&self) -> usize {
+        self.x.len()
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (x0, x1) = self.x.split_at(mid);
+        let (o0, o1) = self.out.split_at_mut(mid);
+        let (w0, w1) = parallel::split_opt_ref(self.w, mid);
+        let (t0, t1) = parallel::split_opt_ref(self.t, mid);
+        (
+            ColumnPass2 {
+                backend: self.backend,
+                x: x0,
+                w: w0,
+                t: t0,
+                cap: self.cap,
+                coef: self.coef,
+                write: self.write,
+                out: o0,
+            },
+            ColumnPass2 {
+                backend: self.backend,
+                x: x1,
+                w: w1,
+                t: t1,
+                cap: self.cap,
+                coef: self.coef,
+                write: self.write,
+                out: o1,
+            },
+        )
+    }
+    fn run(self) -> Result<(), LossError> {
+        simd::dispatch(
+            self.backend,
+            Pass2Kernel {
+                x: self.x,
+                w: self.w,
+                t: self.t,
+                cap: self.cap,
+                coef: self.coef,
+                write: self.write,
+                out: self.out,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// The softmax primitives, on a chosen backend.
+///
+/// ```
+/// use loss_kernels::{Backend, Softmax};
+///
+/// # fn main() -> Result<(), loss_kernels::LossError> {
+/// let logits = [0.0_f32, 0.0, 1.0, 1.0];
+/// let mut lse = [0.0_f32; 2];
+/// Softmax::new().backend(Backend::Scalar).log_sum_exp(&logits, 2, &mut lse)?;
+/// assert!((lse[0] - 2f32.ln()).abs() < 1e-6 && (lse[1] - (1.0 + 2f32.ln())).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Softmax {
+    backend: Backend,
+}
+
+impl Softmax {
+    /// Automatic backend.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forces a SIMD backend (default [`Backend::Auto`]).
+    #[must_use]
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    fn run<T: Float>(&self, logits: &[T], classes: usize, out: RowsOut<'_, T>) -> Result<(), LossError> {
+        let rows = check_shape(logits, classes)?;
+        check_out(&out, rows, logits.len())?;
+        let cfg = Config {
+            backend: self.backend.resolve()?,
+            classes,
+            w: None,
+            w_sum: classes as f64,
+            ignore: None,
+            eps: 0.0,
+            z_loss: 0.0,
+            cap: None,
+            cap_f64: None,
+            grad_scale: 0.0,
+        };
+        run_rows::<T, u32>(&cfg, logits, Targets::None, out).map(|_| ())
+    }
+
+    /// `out[r] = ln Σ_c e^{logits[r, c]}` for each row, computed stably.
+    ///
+    /// # Errors
+    /// [`LossError::ZeroClasses`], [`LossError::NotDivisible`],
+    /// [`LossError::LengthMismatch`] (`out` must have one element per row),
+    /// [`LossError::BackendUnavailable`].
+    pub fn log_sum_exp<T: Float>(&self, logits: &[T], classes: usize, out: &mut [T]) -> Result<(), LossError> {
+        self.run(logits, classes, RowsOut::PerRow(out))
+    }
+
+    /// `out[r, c] = logits[r, c] - lse_r` (same shape as `logits`).
+    ///
+    /// # Errors
+    /// As [`Softmax::log_sum_exp`], with `out` of the logits' length.
+    pub fn log_softmax<T: Float>(&self, logits: &[T], classes: usize, out: &mut [T]) -> Result<(), LossError> {
+        self.run(logits, classes, RowsOut::PerClass(out, Write::LogSoftmax))
+    }
+
+    /// `out[r, c] = e^{logits[r, c] - lse_r}` (same shape as `logits`).
+    ///
+    /// # Errors
+    /// As [`Softmax::log_sum_exp`], with `out` of the logits' length.
+    pub fn softmax<T: Float>(&self, logits: &[T], classes: usize, out: &mut [T]) -> Result<(), LossError> {
+        self.run(logits, classes, RowsOut::PerClass(out, Write::Softmax))
+    }
+}
+
+/// Log-sum-exp of each row of `logits` (`[rows, classes]`) into `out`
+/// (length `rows`), on the automatic backend; see [`Softmax::log_sum_exp`].
+///
+/// ```
+/// # fn main() -> Result<(), loss_kernels::LossError> {
+/// let mut out = [0.0_f64];
+/// loss_kernels::log_sum_exp(&[1000.0_f64, 1000.0], 2, &mut out)?;
+/// assert!((out[0] - (1000.0 + 2f64.ln())).abs() < 1e-12);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// As [`Softmax::log_sum_exp`].
+pub fn log_sum_exp<T: Float>(logits: &[T], classes: usize, out: &mut [T]) -> Result<(), LossError> {
+    Softmax::new().log_sum_exp(logits, classes, out)
+}
+
+/// Log-softmax of each row into `out`; see [`Softmax::log_softmax`].
+///
+/// ```
+/// # fn main() -> Result<(), loss_kernels::LossError> {
+/// let mut out = [0.0_f32; 2];
+/// loss_kernels::log_softmax(&[0.0_f32, 0.0], 2, &mut out)?;
+/// assert!((out[0] + 2f32.ln()).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// As [`Softmax::log_softmax`].
+pub fn log_softmax<T: Float>(logits: &[T], classes: usize, out: &mut [T]) -> Result<(), LossError> {
+    Softmax::new().log_softmax(logits, classes, out)
+}
+
+/// Softmax of each row into `out`; see [`Softmax::softmax`].
+///
+/// ```
+/// # fn main() -> Result<(), loss_kernels::LossError> {
+/// let mut out = [0.0_f32; 3];
+/// loss_kernels::softmax(&[1.0_f32, 1.0, f32::NEG_INFINITY], 3, &mut out)?;
+/// assert_eq!(out, [0.5, 0.5, 0.0]);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// As [`Softmax::softmax`].
+pub fn softmax<T: Float>(logits: &[T], classes: usize, out: &mut [T]) -> Result<(), LossError> {
+    Softmax::new().softmax(logits, classes, out)
+}
+
+/// A mergeable log-sum-exp state: `max` of the values seen and
+/// `sum = Σ e^{x - max}`, so that `value() = max + ln sum`.
+///
+/// States of disjoint parts of a row merge into the state of the whole row,
+/// in any grouping: compute them on different threads, or on different
+/// machines (vocabulary-parallel training), exchange the two numbers with an
+/// existing all-reduce, and merge. `merge` is deterministic; different
+/// groupings agree to within rounding.
+///
+/// ```
+/// use loss_kernels::LogSumExp;
+///
+/// # fn main() -> Result<(), loss_kernels::LossError> {
+/// let row: Vec<f64> = (0..300).map(|i| (i as f64 * 0.37).sin() * 20.0).collect();
+/// // Three "machines" each hold a third of the vocabulary.
+/// let parts: Vec<LogSumExp> = row.chunks(100).map(LogSumExp::of).collect::<Result<_, _>>()?;
+/// let merged = parts.iter().fold(LogSumExp::EMPTY, |acc, p| acc.merge(*p));
+/// let whole = LogSumExp::of(&row)?;
+/// assert!((merged.value() - whole.value()).abs() < 1e-12);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogSumExp {
+    /// Maximum of the values seen (`-inf` if none).
+    pub max: f64,
+    /// `Σ e^{x - max}` over the values seen.
+    pub sum: f64,
+}
+
+impl LogSumExp {
+    /// The state of no values: the identity of [`merge`](Self::merge).
+    pub const EMPTY: LogSumExp = LogSumExp {
+        max: f64::NEG_INFINITY,
+        sum: 0.0,
+    };
+
+    /// The state of `values` (one read, SIMD, on the automatic backend).
+    ///
+    /// # Errors
+    /// Only [`LossError::BackendUnavailable`], which `Auto` never gives.
+    pub fn of<T: Float>(values: &[T]) -> Result<LogSumExp, LossError> {
+        let backend = Backend::Auto.resolve()?;
+        let col = ColumnPass1 {
+            backend,
+            z: values,
+            w: None,
+            t: None,
+            cap: None,
+            need_wz: false,
+        };
+        let st = parallel::reduce(col, COL_LEAF, 2 * COL_LEAF)?;
+        Ok(LogSumExp {
+            max: st.m,
+            sum: st.s,
+        })
+    }
+
+    /// The state of the union of two disjoint sets of values.
+    #[must_use]
+    pub fn merge(self, other: LogSumExp) -> LogSumExp {
+        let (max, sum) = crate::ce_kernels::merge_lse(self.max, self.sum, other.max, other.sum);
+        LogSumExp { max, sum }
+    }
+
+    /// `ln Σ e^x = max + ln sum` (`-inf` for no values).
+    #[must_use]
+    pub fn value(self) -> f64 {
+        self.max + self.sum.ln()
+    }
+}

@@ -1,0 +1,129 @@
+//! Deterministic splitting of work across the caller's rayon pool.
+//!
+//! Every loss goes through [`reduce`]: the input is cut into leaves of a
+//! fixed number of units (elements, or rows), whose boundaries depend only
+//! on the input's shape, never on the number of threads. Leaf results (`f64`
+//! partial sums) are combined by a binary tree whose shape also depends only
+//! on the leaf count: the left subtree always holds the first
+//! `floor(leaves / 2)` leaves. Subtrees run in parallel through `rayon::join`
+//! when they are large enough, serially otherwise, and in both cases combine
+//! in the same order, so the result is bitwise the same for 1 thread, 8
+//! threads, or a build without the `rayon` feature. The pairwise tree also
+//! keeps the `f64` sum accurate for any input length.
+
+use crate::LossError;
+
+/// A piece of work that can be cut at a unit boundary.
+pub(crate) trait Job: Send + Sized {
+    /// What a leaf produces (a sum, or a mergeable state).
+    type Output: Send;
+    /// Combines the outputs of two adjacent parts (left, right).
+    fn combine(left: Self::Output, right: Self::Output) -> Self::Output;
+    /// Number of units (elements or rows) in this job.
+    fn units(&self) -> usize;
+    /// Cuts the job after `mid` units.
+    fn split_at(self, mid: usize) -> (Self, Self);
+    /// Runs one leaf serially.
+    fn run(self) -> Result<Self::Output, LossError>;
+}
+
+/// Runs `job` as a fixed tree of leaves of `leaf` units (the last may be
+/// shorter), in parallel for subtrees of at least `parallel_min` units, and
+/// returns the leaf results combined in tree order. On errors the leftmost
+/// one wins, so the reported error does not depend on scheduling either.
+pub(crate) fn reduce<J: Job>(job: J, leaf: usize, parallel_min: usize) -> Result<J::Output, LossError> {
+    let leaf = leaf.max(1);
+    let n = job.units();
+    if n <= leaf {
+        return job.run();
+    }
+    let leaves = n.div_ceil(leaf);
+    let mid = (leaves / 2) * leaf;
+    let (left, right) = job.split_at(mid);
+    let (a, b) = join(
+        n >= parallel_min,
+        || reduce(left, leaf, parallel_min),
+        || reduce(right, leaf, parallel_min),
+    );
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok(J::combine(a, b)),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+#[cfg(feature = "rayon")]
+#[inline]
+fn join<A, B, RA, RB>(parallel: bool, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    if parallel && rayon::current_num_threads() > 1 {
+        rayon::join(a, b)
+    } else {
+        (a(), b())
+    }
+}
+
+#[cfg(not(feature = "rayon"))]
+#[inline]
+fn join<A, B, RA, RB>(_parallel: bool, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    (a(), b())
+}
+
+/// Splits an optional input slice at `mid`.
+pub(crate) fn split_opt_ref<T>(s: Option<&[T]>, mid: usize) -> (Option<&[T]>, Option<&[T]>) {
+    match s {
+        Some(s) => {
+            let (a, b) = s.split_at(mid);
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Range(usize, usize);
+    impl Job for Range {
+        type Output = f64;
+        fn combine(a: f64, b: f64) -> f64 {
+            a + b
+        }
+        fn units(&self) -> usize {
+            self.1 - self.0
+        }
+        fn split_at(self, mid: usize) -> (Self, Self) {
+            (Range(self.0, self.0 + mid), Range(self.0 + mid, self.1))
+        }
+        fn run(self) -> Result<f64, LossError> {
+            if self.0 >= 1000 {
+                return Err(LossError::ZeroClasses);
+            }
+            Ok((self.0..self.1).map(|i| i as f64).sum())
+        }
+    }
+
+    #[test]
+    fn sums_every_unit_once() {
+        for n in [0usize, 1, 7, 64, 65, 999] {
+            let got = reduce(Range(0, n), 8, 16).unwrap();
+            assert_eq!(got, (0..n).map(|i| i as f64).sum::<f64>());
+        }
+    }
+
+    #[test]
+    fn leftmost_error_wins() {
+        assert!(reduce(Range(0, 5000), 100, 200).is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! The one-lane scalar backend: the plain baseline every other backend is
+//! compared against, and the fallback on CPUs without a vector backend.
+
+use super::{Simd, Vector};
+use crate::Backend;
+
+/// Token of the scalar backend (always available).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scalar;
+
+impl Simd for Scalar {
+    type F32 = S32;
+    type F64 = S64;
+    const BACKEND: Backend = Backend::Scalar;
+}
+
+/// One `f32` lane.
+#[derive(Clone, Copy, Debug)]
+pub struct S32(pub(crate) f32);
+/// One `f64` lane.
+#[derive(Clone, Copy, Debug)]
+pub struct S64(pub(crate) f64);
+
+macro_rules! scalar_vector {
+    ($name:ident, $t:ty, $bits:ty, $mant:expr, $bias:expr) => {
+        impl Vector for $name {
+            type Elem = $t;
+            type Simd = Scalar;
+            type Mask = bool;
+            type Acc = f64;
+            const LANES: usize = 1;
+
+            #[inline(always)]
+            fn splat(_: Scalar, x: $t) -> Self {
+                $name(x)
+            }
+            #[inline(always)]
+            fn load(_: Scalar, src: &[$t]) -> Self {
+                $name(src[0])
+            }
+            #[inline(always)]
+            fn load_partial(_: Scalar, src: &[$t], fill: $t) -> Self {
+                $name(src.first().copied().unwrap_or(fill))
+            }
+            #[inline(always)]
+            fn store(self, dst: &mut [$t]) {
+                dst[0] = self.0;
+            }
+            #[inline(always)]
+            fn store_partial(self, dst: &mut [$t]) {
+                if let Some(d) = dst.first_mut() {
+                    *d = self.0;
+                }
+            }
+            #[inline(always)]
+            fn add(self, o: Self) -> Self {
+                $name(self.0 + o.0)
+            }
+            #[inline(always)]
+            fn sub(self, o: Self) -> Self {
+                $name(self.0 - o.0)
+            }
+            #[inline(always)]
+            fn mul(self, o: Self) -> Self {
+                $name(self.0 * o.0)
+            }
+            #[inline(always)]
+            fn div(self, o: Self) -> Self {
+                $name(self.0 / o.0)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                // Plain multiply-add: the scalar baseline is what a hand loop does
+                // without FMA hardware (a software `fma` call would be far slower).
+                $name(self.0 * a.0 + b.0)
+            }
+            #[inline(always)]
+            fn neg(self) -> Self {
+                $name(-self.0)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                $name(self.0.abs())
+            }
+            #[inline(always)]
+            fn max(self, o: Self) -> Self {
+                $name(if self.0 > o.0 { self.0 } else { o.0 })
+            }
+            #[inline(always)]
+            fn min(self, o: Self) -> Self {
+                $name(if self.0 < o.0 { self.0 } else { o.0 })
+            }
+            #[inline(always)]
+            fn round(self) -> Self {
+                $name(self.0.round_ties_even())
+            }
+            #[inline(always)]
+            fn lt(self, o: Self) -> bool {
+                self.0 < o.0
+            }
+            #[inline(always)]
+            fn le(self, o: Self) -> bool {
+                self.0 <= o.0
+            }
+            #[inline(always)]
+            fn eq(self, o: Self) -> bool {
+                self.0 == o.0
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                self.0.is_nan()
+            }
+            #[inline(always)]
+            fn select(m: bool, a: Self, b: Self) -> Self {
+                if m {
+                    a
+                } else {
+                    b
+                }
+            }
+            #[inline(always)]
+            fn any(m: bool) -> bool {
+                m
+            }
+            #[inline(always)]
+            fn mask_or(a: bool, b: bool) -> bool {
+                a | b
+            }
+            #[inline(always)]
+            fn ldexp(self, n: Self) -> Self {
+                // 2^n built from its bit pattern; n is integral and in the normal range.
+                let e = (n.0 as i64 + $bias) as $bits;
+                $name(self.0 * <$t>::from_bits(e << $mant))
+            }
+            #[inline(always)]
+            fn frexp(self) -> (Self, Self) {
+                let bits = self.0.to_bits();
+                let e = ((bits >> $mant) as i64 & ((1 << (<$bits>::BITS - 1 - $mant)) - 1)) - $bias;
+                let m = <$t>::from_bits((bits & ((1 << $mant) - 1)) | (($bias as $bits) << $mant));
+                ($name(e as $t), $name(m))
+            }
+            #[inline(always)]
+            fn reduce_max(self) -> $t {
+                self.0
+            }
+            #[inline(always)]
+            fn reduce_sum(self) -> f64 {
+                self.0 as f64
+            }
+            #[inline(always)]
+            fn acc_zero(_: Scalar) -> f64 {
+                0.0
+            }
+            #[inline(always)]
+            fn acc_add(acc: f64, v: Self) -> f64 {
+                acc + v.0 as f64
+            }
+            #[inline(always)]
+            fn acc_merge(a: f64, b: f64) -> f64 {
+                a + b
+            }
+            #[inline(always)]
+            fn acc_sum(acc: f64) -> f64 {
+                acc
+            }
+        }
+    };
+}
+
+scalar_vector!(S32, f32, u32, 23, 127);
+scalar_vector!(S64, f64, u64, 52, 1023);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frexp_ldexp_round_trip() {
+        for &x in &[1.0f32, 1.5, 3.0, 0.75, 1e-30, 1e30, f32::MIN_POSITIVE, f32::MAX] {
+            let (e, m) = S32(x).frexp();
+            assert!((1.0..2.0).contains(&m.0), "{x}: m = {}", m.0);
+            assert_eq!(m.ldexp(e).0, x);
+        }
+        for &x in &[1.0f64, 1.5, 3.0, 0.75, 1e-300, 1e300, f64::MIN_POSITIVE, f64::MAX] {
+            let (e, m) = S64(x).frexp();
+            assert!((1.0..2.0).contains(&m.0), "{x}: m = {}", m.0);
+            assert_eq!(m.ldexp(e).0, x);
+        }
+    }
+}
