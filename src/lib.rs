@@ -93,3 +93,8 @@ pub use error::LossError;
 pub use float::{Float, Label};
 pub use options::{Backend, EmptyMean, Partial, Reduction};
 pub use squared_error::SquaredError;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
