@@ -639,7 +639,7 @@ impl<T: Float> Config<'_, T> {
                 });
                 let lse = all.lse();
                 // lse - z_t = softplus(u), u = ln(off-target mass / e^{z_t}).
-                let u = off.s.ln() + off.m - z_t;
+                let u = off.s.ln() + (off.m - z_t);
                 let nll = softplus(u);
                 let mut loss = (1.0 - eps) * w_t * nll;
                 let mut k = 0.0;

@@ -304,9 +304,9 @@ fn bce_logits_segment<S: Simd, T: Float>(
         let log_weight = pw.sub(one).mul_add(y, one);
         let one_minus_y = one.sub(y);
         let l = one_minus_y.mul_add(x, log_weight.mul(softplus_neg_x)).mul(w);
-        // sigmoid(-x) = 1/(1+e) for x >= 0, e/(1+e) for x < 0.
+        // sigmoid(-x) = e/(1+e) for x >= 0 (e = e^{-x}), 1/(1+e) for x < 0 (e = e^{x}).
         let r = one.div(one.add(e));
-        let sig_neg = <T::Vec<S> as Vector>::select(x.lt(zero), e.mul(r), r);
+        let sig_neg = <T::Vec<S> as Vector>::select(x.lt(zero), r, e.mul(r));
         let d = one_minus_y.sub(log_weight.mul(sig_neg)).mul(w);
         (l, d)
     })
