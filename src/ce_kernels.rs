@@ -144,11 +144,16 @@ fn capped<S: Simd, T: Float>(s: S, x: T::Vec<S>, cap: Option<Cap<T>>) -> T::Vec<
     }
 }
 
+/// A contiguous piece of a row for pass 1: logits, and the class weights
+/// and dense targets aligned with them.
+#[derive(Clone, Copy)]
+pub(crate) struct Segment<'a, T> {
+    pub z: &'a [T],
+    pub w: Option<&'a [T]>,
+    pub t: Option<Dense<'a, T>>,
+}
+
 /// Pass 1 over one contiguous segment of a row: returns its [`RowStats`].
-///
-/// `w`: class weights aligned with `z` (for `Σ w z` and dense sums),
-/// `t`: dense targets aligned with `z`, used as the smoothed target
-/// `t' = keep·t + add`. `NEED_WZ` asks for `Σ w z`.
 #[inline(always)]
 pub(crate) fn pass1_segment<S: Simd, T: Float, const NEED_WZ: bool>(
     s: S,
@@ -157,10 +162,25 @@ pub(crate) fn pass1_segment<S: Simd, T: Float, const NEED_WZ: bool>(
     t: Option<Dense<'_, T>>,
     cap: Option<Cap<T>>,
 ) -> RowStats {
+    pass1::<S, T, NEED_WZ>(s, &[Segment { z, w, t }], cap)
+}
+
+/// Pass 1 over the segments of a row, in order, with one lane state (the
+/// target class of a labelled row is left out by passing the row as two
+/// segments): returns their combined [`RowStats`].
+///
+/// `w`: class weights aligned with `z` (for `Σ w z` and dense sums),
+/// `t`: dense targets aligned with `z`, used as the smoothed target
+/// `t' = keep·t + add`. `NEED_WZ` asks for `Σ w z`.
+#[inline(always)]
+pub(crate) fn pass1<S: Simd, T: Float, const NEED_WZ: bool>(
+    s: S,
+    segments: &[Segment<'_, T>],
+    cap: Option<Cap<T>>,
+) -> RowStats {
     type V<S, T> = <T as Float>::Vec<S>;
     let lanes = V::<S, T>::LANES;
-    let n = z.len();
-    if n == 0 {
+    if segments.iter().all(|seg| seg.z.is_empty()) {
         return RowStats::EMPTY;
     }
     let ninf = V::<S, T>::splat(s, T::from_f64(f64::NEG_INFINITY));
@@ -172,7 +192,15 @@ pub(crate) fn pass1_segment<S: Simd, T: Float, const NEED_WZ: bool>(
     let mut acc_wtz = V::<S, T>::acc_zero(s);
 
     // Side sums of one vector of capped logits `zv` at element `i`.
-    let side = |i: usize, zv: V<S, T>, valid: usize, acc_wz: &mut _, acc_wt: &mut _, acc_wtz: &mut _| {
+    #[allow(clippy::too_many_arguments)]
+    let side = |w: Option<&[T]>,
+                t: Option<Dense<'_, T>>,
+                i: usize,
+                zv: V<S, T>,
+                valid: usize,
+                acc_wz: &mut _,
+                acc_wt: &mut _,
+                acc_wtz: &mut _| {
         let wv: V<S, T> = match w {
             Some(w) => load_at(s, w, i, T::ZERO),
             None => V::<S, T>::splat(s, T::ONE),
@@ -204,56 +232,69 @@ pub(crate) fn pass1_segment<S: Simd, T: Float, const NEED_WZ: bool>(
         }
     };
 
-    let mut i = 0;
-    while i + 4 * lanes <= n {
-        let x0 = capped(s, V::<S, T>::load(s, &z[i..]), cap);
-        let x1 = capped(s, V::<S, T>::load(s, &z[i + lanes..]), cap);
-        let x2 = capped(s, V::<S, T>::load(s, &z[i + 2 * lanes..]), cap);
-        let x3 = capped(s, V::<S, T>::load(s, &z[i + 3 * lanes..]), cap);
-        let block_max = x0.max(x1).max(x2.max(x3));
-        let m_new = m.max(block_max);
-        let m_safe = V::<S, T>::select(m_new.eq(ninf), zero, m_new);
-        if V::<S, T>::any(m.lt(m_new)) {
-            // A lane maximum grew: rescale that lane's sum (e^{-inf} = 0 for a
-            // lane that had seen only -inf, whose sum is 0 anyway).
-            sum = sum.mul(math::exp(s, m.sub(m_safe)));
-        }
-        m = m_new;
-        let e0 = math::exp(s, x0.sub(m_safe));
-        let e1 = math::exp(s, x1.sub(m_safe));
-        let e2 = math::exp(s, x2.sub(m_safe));
-        let e3 = math::exp(s, x3.sub(m_safe));
-        sum = sum.add(e0.add(e1).add(e2.add(e3)));
-        if NEED_WZ || t.is_some() {
-            for (k, xk) in [x0, x1, x2, x3].into_iter().enumerate() {
-                side(i + k * lanes, xk, lanes, &mut acc_wz, &mut acc_wt, &mut acc_wtz);
+    for seg in segments {
+        let (z, w, t) = (seg.z, seg.w, seg.t);
+        let n = z.len();
+        let mut i = 0;
+        while i + 4 * lanes <= n {
+            let x0 = capped(s, V::<S, T>::load(s, &z[i..]), cap);
+            let x1 = capped(s, V::<S, T>::load(s, &z[i + lanes..]), cap);
+            let x2 = capped(s, V::<S, T>::load(s, &z[i + 2 * lanes..]), cap);
+            let x3 = capped(s, V::<S, T>::load(s, &z[i + 3 * lanes..]), cap);
+            let block_max = x0.max(x1).max(x2.max(x3));
+            let m_new = m.max(block_max);
+            let m_safe = V::<S, T>::select(m_new.eq(ninf), zero, m_new);
+            if V::<S, T>::any(m.lt(m_new)) {
+                // A lane maximum grew: rescale that lane's sum (e^{-inf} = 0 for a
+                // lane that had seen only -inf, whose sum is 0 anyway).
+                sum = sum.mul(math::exp(s, m.sub(m_safe)));
             }
+            m = m_new;
+            let e0 = math::exp(s, x0.sub(m_safe));
+            let e1 = math::exp(s, x1.sub(m_safe));
+            let e2 = math::exp(s, x2.sub(m_safe));
+            let e3 = math::exp(s, x3.sub(m_safe));
+            sum = sum.add(e0.add(e1).add(e2.add(e3)));
+            if NEED_WZ || t.is_some() {
+                for (k, xk) in [x0, x1, x2, x3].into_iter().enumerate() {
+                    side(
+                        w,
+                        t,
+                        i + k * lanes,
+                        xk,
+                        lanes,
+                        &mut acc_wz,
+                        &mut acc_wt,
+                        &mut acc_wtz,
+                    );
+                }
+            }
+            i += 4 * lanes;
         }
-        i += 4 * lanes;
-    }
-    while i < n {
-        let valid = (n - i).min(lanes);
-        let raw: V<S, T> = load_at(s, z, i, T::from_f64(f64::NEG_INFINITY));
-        let x = capped(s, raw, cap);
-        // Padding lanes hold -inf (tanh keeps it at -cap: force -inf again).
-        let x = if valid < lanes {
-            let mut buf = [T::ZERO; 64];
-            x.store(&mut buf[..lanes]);
-            V::<S, T>::load_partial(s, &buf[..valid], T::from_f64(f64::NEG_INFINITY))
-        } else {
-            x
-        };
-        let m_new = m.max(x);
-        let m_safe = V::<S, T>::select(m_new.eq(ninf), zero, m_new);
-        if V::<S, T>::any(m.lt(m_new)) {
-            sum = sum.mul(math::exp(s, m.sub(m_safe)));
+        while i < n {
+            let valid = (n - i).min(lanes);
+            let raw: V<S, T> = load_at(s, z, i, T::from_f64(f64::NEG_INFINITY));
+            let x = capped(s, raw, cap);
+            // Padding lanes hold -inf (tanh keeps it at -cap: force -inf again).
+            let x = if valid < lanes {
+                let mut buf = [T::ZERO; 64];
+                x.store(&mut buf[..lanes]);
+                V::<S, T>::load_partial(s, &buf[..valid], T::from_f64(f64::NEG_INFINITY))
+            } else {
+                x
+            };
+            let m_new = m.max(x);
+            let m_safe = V::<S, T>::select(m_new.eq(ninf), zero, m_new);
+            if V::<S, T>::any(m.lt(m_new)) {
+                sum = sum.mul(math::exp(s, m.sub(m_safe)));
+            }
+            m = m_new;
+            sum = sum.add(math::exp(s, x.sub(m_safe)));
+            if NEED_WZ || t.is_some() {
+                side(w, t, i, x, valid, &mut acc_wz, &mut acc_wt, &mut acc_wtz);
+            }
+            i += lanes;
         }
-        m = m_new;
-        sum = sum.add(math::exp(s, x.sub(m_safe)));
-        if NEED_WZ || t.is_some() {
-            side(i, x, valid, &mut acc_wz, &mut acc_wt, &mut acc_wtz);
-        }
-        i += lanes;
     }
     // NaN anywhere makes the sum NaN (max may have dropped it).
     // Combine the lanes: M = max m_l, S = Σ s_l e^{m_l - M}.
@@ -266,7 +307,11 @@ pub(crate) fn pass1_segment<S: Simd, T: Float, const NEED_WZ: bool>(
         // Lanes with m_l = -inf have s_l = 0: e^{-inf} = 0 keeps them 0.
         sum.mul(math::exp(s, m.sub(mv))).reduce_sum()
     };
-    let total = if sum.reduce_sum().is_nan() { f64::NAN } else { total };
+    let total = if sum.reduce_sum().is_nan() {
+        f64::NAN
+    } else {
+        total
+    };
     let (m_out, s_out) = if big_m_f == f64::INFINITY {
         (f64::INFINITY, f64::NAN)
     } else {

@@ -15,8 +15,8 @@
 //! Gemma 2's logit softcap (`z = s · tanh(x / s)`).
 
 use crate::ce_kernels::{
-    pass1_segment, pass2_segment, sigmoid, softplus, Cap, Dense, Pass1Kernel, Pass2, Pass2Kernel,
-    RowStats, Write,
+    pass1, pass2_segment, sigmoid, softplus, Cap, Dense, Pass1Kernel, Pass2, Pass2Kernel, RowStats,
+    Segment, Write,
 };
 use crate::error::check_len;
 use crate::options::{check_non_negative, Common};
@@ -321,7 +321,12 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
     /// [`LossError::LengthMismatch`] (labels, class weights),
     /// [`LossError::InvalidOption`], [`LossError::LabelOutOfRange`],
     /// [`LossError::BackendUnavailable`].
-    pub fn loss<L: Label>(&self, logits: &[T], classes: usize, labels: &[L]) -> Result<T, LossError> {
+    pub fn loss<L: Label>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        labels: &[L],
+    ) -> Result<T, LossError> {
         self.run_labels(logits, classes, labels, RowsOut::None)
             .map(|(l, _)| T::from_f64(l))
     }
@@ -364,7 +369,12 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
     ///
     /// # Errors
     /// As [`CrossEntropy::loss`].
-    pub fn partial<L: Label>(&self, logits: &[T], classes: usize, labels: &[L]) -> Result<Partial, LossError> {
+    pub fn partial<L: Label>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        labels: &[L],
+    ) -> Result<Partial, LossError> {
         self.run_labels(logits, classes, labels, RowsOut::None)
             .map(|(_, p)| p)
     }
@@ -415,7 +425,13 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
     ///
     /// # Errors
     /// As [`CrossEntropy::loss_dense`], plus [`LossError::LengthMismatch`] for `out`.
-    pub fn per_row_dense(&self, logits: &[T], classes: usize, targets: &[T], out: &mut [T]) -> Result<(), LossError> {
+    pub fn per_row_dense(
+        &self,
+        logits: &[T],
+        classes: usize,
+        targets: &[T],
+        out: &mut [T],
+    ) -> Result<(), LossError> {
         self.run_dense(logits, classes, targets, RowsOut::PerRow(out))
             .map(|_| ())
     }
@@ -424,7 +440,12 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
     ///
     /// # Errors
     /// As [`CrossEntropy::loss_dense`].
-    pub fn partial_dense(&self, logits: &[T], classes: usize, targets: &[T]) -> Result<Partial, LossError> {
+    pub fn partial_dense(
+        &self,
+        logits: &[T],
+        classes: usize,
+        targets: &[T],
+    ) -> Result<Partial, LossError> {
         self.run_dense(logits, classes, targets, RowsOut::None)
             .map(|(_, p)| p)
     }
@@ -599,7 +620,7 @@ impl<T: Float> Config<'_, T> {
         &self,
         row: &[T],
         target: RowTarget<'_, T>,
-        mut pass1: impl FnMut(usize, usize, Option<Dense<'_, T>>) -> RowStats,
+        mut pass1: impl FnMut(&[(usize, usize)], Option<Dense<'_, T>>) -> RowStats,
     ) -> RowPlan {
         let c = self.classes;
         let g = self.grad_scale;
@@ -616,7 +637,7 @@ impl<T: Float> Config<'_, T> {
                 target_grad: None,
             },
             RowTarget::None => {
-                let st = pass1(0, c, None);
+                let st = pass1(&[(0, c)], None);
                 RowPlan {
                     loss: st.lse(),
                     m: st.m,
@@ -628,7 +649,7 @@ impl<T: Float> Config<'_, T> {
                 }
             }
             RowTarget::Label(t) => {
-                let off = pass1(0, t, None).merge(pass1(t + 1, c, None));
+                let off = pass1(&[(0, t), (t + 1, c)], None);
                 let x_t = row.get(t).map_or(f64::NAN, |x| x.to_f64());
                 let z_t = self.cap_value(x_t);
                 let w_t = self.w.and_then(|w| w.get(t)).map_or(1.0, |w| w.to_f64());
@@ -668,7 +689,7 @@ impl<T: Float> Config<'_, T> {
                 }
             }
             RowTarget::Dense(t) => {
-                let st = pass1(0, c, Some(self.dense(t)));
+                let st = pass1(&[(0, c)], Some(self.dense(t)));
                 let lse = st.lse();
                 let mut loss = lse * st.wt - st.wtz;
                 let mut k = st.wt;
@@ -702,7 +723,11 @@ impl RowPlan {
     }
 }
 
-fn row_target<'a, T, L: Label>(cfg: &Config<'_, T>, targets: &Targets<'a, T, L>, r: usize) -> RowTarget<'a, T> {
+fn row_target<'a, T, L: Label>(
+    cfg: &Config<'_, T>,
+    targets: &Targets<'a, T, L>,
+    r: usize,
+) -> RowTarget<'a, T> {
     let c = cfg.classes;
     match *targets {
         Targets::Labels(labels) => match labels.get(r) {
@@ -770,7 +795,10 @@ impl<T: Float, L: Label> Kernel for RowsJob<'_, '_, T, L> {
 }
 
 #[inline(always)]
-fn rows_kernel<S: Simd, T: Float, L: Label, const NEED_WZ: bool>(s: S, job: RowsJob<'_, '_, T, L>) -> f64 {
+fn rows_kernel<S: Simd, T: Float, L: Label, const NEED_WZ: bool>(
+    s: S,
+    job: RowsJob<'_, '_, T, L>,
+) -> f64 {
     let cfg = job.cfg;
     let c = cfg.classes;
     let w = cfg.w;
@@ -779,15 +807,39 @@ fn rows_kernel<S: Simd, T: Float, L: Label, const NEED_WZ: bool>(s: S, job: Rows
     let mut sum = 0.0;
     for (r, row) in job.logits.chunks_exact(c).enumerate() {
         let target = row_target(cfg, &job.targets, r);
-        let plan = cfg.plan_row(row, target, |lo, hi, t| {
-            pass1_segment::<S, T, NEED_WZ>(s, &row[lo..hi], w.map(|w| &w[lo..hi]), t.map(|t| t.slice(lo, hi)), cap)
+        let plan = cfg.plan_row(row, target, |ranges, t| {
+            let seg = |(lo, hi): (usize, usize)| Segment {
+                z: &row[lo..hi],
+                w: w.map(|w| &w[lo..hi]),
+                t: t.map(|t| t.slice(lo, hi)),
+            };
+            match *ranges {
+                [a] => pass1::<S, T, NEED_WZ>(s, &[seg(a)], cap),
+                [a, b] => pass1::<S, T, NEED_WZ>(s, &[seg(a), seg(b)], cap),
+                _ => RowStats::EMPTY,
+            }
         });
         sum += plan.loss;
-        finish_row(&plan, target, &mut out, r, c, cfg, row, |coef, t, write, dst| match write {
-            Write::Grad => pass2_segment::<S, T, { Write::Grad as u8 }>(s, row, w, t, cap, coef, dst),
-            Write::LogSoftmax => pass2_segment::<S, T, { Write::LogSoftmax as u8 }>(s, row, None, None, None, coef, dst),
-            Write::Softmax => pass2_segment::<S, T, { Write::Softmax as u8 }>(s, row, None, None, None, coef, dst),
-        });
+        finish_row(
+            &plan,
+            target,
+            &mut out,
+            r,
+            c,
+            cfg,
+            row,
+            |coef, t, write, dst| match write {
+                Write::Grad => {
+                    pass2_segment::<S, T, { Write::Grad as u8 }>(s, row, w, t, cap, coef, dst)
+                }
+                Write::LogSoftmax => pass2_segment::<S, T, { Write::LogSoftmax as u8 }>(
+                    s, row, None, None, None, coef, dst,
+                ),
+                Write::Softmax => pass2_segment::<S, T, { Write::Softmax as u8 }>(
+                    s, row, None, None, None, coef, dst,
+                ),
+            },
+        );
     }
     sum
 }
@@ -802,35 +854,48 @@ fn huge_rows<T: Float, L: Label>(job: RowsJob<'_, '_, T, L>) -> f64 {
     let mut sum = 0.0;
     for (r, row) in job.logits.chunks_exact(c).enumerate() {
         let target = row_target(cfg, &job.targets, r);
-        let plan = cfg.plan_row(row, target, |lo, hi, t| {
-            let col = ColumnPass1 {
-                backend: cfg.backend,
-                z: &row[lo..hi],
-                w: cfg.w.map(|w| &w[lo..hi]),
-                t: t.map(|t| t.slice(lo, hi)),
-                cap: cfg.cap,
-                need_wz: cfg.eps > 0.0,
-            };
-            parallel::reduce(col, COL_LEAF, 2 * COL_LEAF).unwrap_or(RowStats {
-                m: f64::NAN,
-                s: f64::NAN,
-                ..RowStats::EMPTY
+        let plan = cfg.plan_row(row, target, |ranges, t| {
+            ranges.iter().fold(RowStats::EMPTY, |acc, &(lo, hi)| {
+                let col = ColumnPass1 {
+                    backend: cfg.backend,
+                    z: &row[lo..hi],
+                    w: cfg.w.map(|w| &w[lo..hi]),
+                    t: t.map(|t| t.slice(lo, hi)),
+                    cap: cfg.cap,
+                    need_wz: cfg.eps > 0.0,
+                };
+                acc.merge(
+                    parallel::reduce(col, COL_LEAF, 2 * COL_LEAF).unwrap_or(RowStats {
+                        m: f64::NAN,
+                        s: f64::NAN,
+                        ..RowStats::EMPTY
+                    }),
+                )
             })
         });
         sum += plan.loss;
-        finish_row(&plan, target, &mut out, r, c, cfg, row, |coef, t, write, dst| {
-            let col = ColumnPass2 {
-                backend: cfg.backend,
-                x: row,
-                w: if write == Write::Grad { cfg.w } else { None },
-                t,
-                cap: if write == Write::Grad { cfg.cap } else { None },
-                coef,
-                write,
-                out: dst,
-            };
-            let _ = parallel::reduce(col, COL_LEAF, 2 * COL_LEAF);
-        });
+        finish_row(
+            &plan,
+            target,
+            &mut out,
+            r,
+            c,
+            cfg,
+            row,
+            |coef, t, write, dst| {
+                let col = ColumnPass2 {
+                    backend: cfg.backend,
+                    x: row,
+                    w: if write == Write::Grad { cfg.w } else { None },
+                    t,
+                    cap: if write == Write::Grad { cfg.cap } else { None },
+                    coef,
+                    write,
+                    out: dst,
+                };
+                let _ = parallel::reduce(col, COL_LEAF, 2 * COL_LEAF);
+            },
+        );
     }
     sum
 }
@@ -978,7 +1043,12 @@ impl Softmax {
         self
     }
 
-    fn run<T: Float>(&self, logits: &[T], classes: usize, out: RowsOut<'_, T>) -> Result<(), LossError> {
+    fn run<T: Float>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        out: RowsOut<'_, T>,
+    ) -> Result<(), LossError> {
         let rows = check_shape(logits, classes)?;
         check_out(&out, rows, logits.len())?;
         let cfg = Config {
@@ -1002,7 +1072,12 @@ impl Softmax {
     /// [`LossError::ZeroClasses`], [`LossError::NotDivisible`],
     /// [`LossError::LengthMismatch`] (`out` must have one element per row),
     /// [`LossError::BackendUnavailable`].
-    pub fn log_sum_exp<T: Float>(&self, logits: &[T], classes: usize, out: &mut [T]) -> Result<(), LossError> {
+    pub fn log_sum_exp<T: Float>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        out: &mut [T],
+    ) -> Result<(), LossError> {
         self.run(logits, classes, RowsOut::PerRow(out))
     }
 
@@ -1010,7 +1085,12 @@ impl Softmax {
     ///
     /// # Errors
     /// As [`Softmax::log_sum_exp`], with `out` of the logits' length.
-    pub fn log_softmax<T: Float>(&self, logits: &[T], classes: usize, out: &mut [T]) -> Result<(), LossError> {
+    pub fn log_softmax<T: Float>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        out: &mut [T],
+    ) -> Result<(), LossError> {
         self.run(logits, classes, RowsOut::PerClass(out, Write::LogSoftmax))
     }
 
@@ -1018,7 +1098,12 @@ impl Softmax {
     ///
     /// # Errors
     /// As [`Softmax::log_sum_exp`], with `out` of the logits' length.
-    pub fn softmax<T: Float>(&self, logits: &[T], classes: usize, out: &mut [T]) -> Result<(), LossError> {
+    pub fn softmax<T: Float>(
+        &self,
+        logits: &[T],
+        classes: usize,
+        out: &mut [T],
+    ) -> Result<(), LossError> {
         self.run(logits, classes, RowsOut::PerClass(out, Write::Softmax))
     }
 }
