@@ -85,7 +85,12 @@ macro_rules! common_methods {
         ///
         /// # Errors
         /// As `loss`, plus [`LossError::LengthMismatch`] for `out`.
-        pub fn per_element(&self, input: &[T], target: &[T], out: &mut [T]) -> Result<(), LossError> {
+        pub fn per_element(
+            &self,
+            input: &[T],
+            target: &[T],
+            out: &mut [T],
+        ) -> Result<(), LossError> {
             check_len("out", input.len(), out.len())?;
             let (job, _) = self.prepare(input, target, Out::PerElement(out))?;
             elementwise::run_sum(job).map(|_| ())
@@ -174,7 +179,9 @@ impl<'a, T: Float> BinaryCrossEntropy<'a, T> {
         Ok((job, plan))
     }
 
-    common_methods!("[`LossError::ProbabilityOutOfRange`] for an input or target outside `[0, 1]` or NaN.");
+    common_methods!(
+        "[`LossError::ProbabilityOutOfRange`] for an input or target outside `[0, 1]` or NaN."
+    );
 }
 
 /// Binary cross entropy on logits, PyTorch's `binary_cross_entropy_with_logits`.

@@ -3,8 +3,7 @@
 //! SIMD kernel per leaf, and the reduction.
 
 use crate::kernels::{
-    BinaryCrossEntropyKernel, BinaryCrossEntropyWithLogitsKernel, Operand, Out,
-    SquaredErrorKernel,
+    BinaryCrossEntropyKernel, BinaryCrossEntropyWithLogitsKernel, Operand, Out, SquaredErrorKernel,
 };
 use crate::options::Plan;
 use crate::parallel::{self, Job};

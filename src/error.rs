@@ -140,7 +140,11 @@ impl fmt::Display for LossError {
 impl std::error::Error for LossError {}
 
 /// Checks that a slice argument has the expected length.
-pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), LossError> {
+pub(crate) fn check_len(
+    what: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), LossError> {
     if expected == found {
         Ok(())
     } else {

@@ -235,7 +235,11 @@ impl Common {
             backend,
             denominator,
             empty_mean: self.empty_mean,
-            grad_scale: if denominator == 0.0 { 0.0 } else { 1.0 / denominator },
+            grad_scale: if denominator == 0.0 {
+                0.0
+            } else {
+                1.0 / denominator
+            },
         })
     }
 }

@@ -31,7 +31,11 @@ pub(crate) trait Job: Send + Sized {
 /// shorter), in parallel for subtrees of at least `parallel_min` units, and
 /// returns the leaf results combined in tree order. On errors the leftmost
 /// one wins, so the reported error does not depend on scheduling either.
-pub(crate) fn reduce<J: Job>(job: J, leaf: usize, parallel_min: usize) -> Result<J::Output, LossError> {
+pub(crate) fn reduce<J: Job>(
+    job: J,
+    leaf: usize,
+    parallel_min: usize,
+) -> Result<J::Output, LossError> {
     let leaf = leaf.max(1);
     let n = job.units();
     if n <= leaf {

@@ -100,7 +100,12 @@ impl SquaredError {
     /// # Errors
     /// As [`SquaredError::loss`], plus [`LossError::LengthMismatch`] for
     /// `grad`; `grad` is not written when an error is returned.
-    pub fn loss_grad<T: Float>(&self, pred: &[T], target: &[T], grad: &mut [T]) -> Result<T, LossError> {
+    pub fn loss_grad<T: Float>(
+        &self,
+        pred: &[T],
+        target: &[T],
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
         check_len("target", pred.len(), target.len())?;
         check_len("grad", pred.len(), grad.len())?;
         // d/dx (x - y)^2 = 2 (x - y): fold the 2 into the scale.
@@ -114,7 +119,12 @@ impl SquaredError {
     ///
     /// # Errors
     /// As [`SquaredError::loss`], plus [`LossError::LengthMismatch`] for `out`.
-    pub fn per_element<T: Float>(&self, pred: &[T], target: &[T], out: &mut [T]) -> Result<(), LossError> {
+    pub fn per_element<T: Float>(
+        &self,
+        pred: &[T],
+        target: &[T],
+        out: &mut [T],
+    ) -> Result<(), LossError> {
         check_len("target", pred.len(), target.len())?;
         check_len("out", pred.len(), out.len())?;
         let (job, _) = self.prepare(pred, target, Out::PerElement(out))?;

@@ -39,14 +39,23 @@ impl Rng {
 
 /// Runs `f` in pools of 1, 2, 3 and 8 threads and asserts every result has
 /// the same bits as the first.
-fn same_bits_across_pools<R: PartialEq + std::fmt::Debug + Send>(what: &str, f: impl Fn() -> R + Sync) {
+fn same_bits_across_pools<R: PartialEq + std::fmt::Debug + Send>(
+    what: &str,
+    f: impl Fn() -> R + Sync,
+) {
     let mut first: Option<R> = None;
     for threads in [1, 2, 3, 8] {
-        let pool = ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         let got = pool.install(&f);
         match &first {
             None => first = Some(got),
-            Some(want) => assert!(*want == got, "{what}: {threads} threads differ from 1 thread"),
+            Some(want) => assert!(
+                *want == got,
+                "{what}: {threads} threads differ from 1 thread"
+            ),
         }
     }
 }
@@ -65,7 +74,10 @@ fn determinism_squared_error() {
         for red in [Reduction::Mean, Reduction::Sum] {
             same_bits_across_pools("mse", || {
                 let mut g = vec![0.0f32; n];
-                let l = SquaredError::new().reduction(red).loss_grad(&x, &y, &mut g).unwrap();
+                let l = SquaredError::new()
+                    .reduction(red)
+                    .loss_grad(&x, &y, &mut g)
+                    .unwrap();
                 let l2 = SquaredError::new().reduction(red).loss(&x, &y).unwrap();
                 assert_eq!(l.to_bits(), l2.to_bits(), "loss and loss_grad agree");
                 (l.to_bits(), bits32(&g))
@@ -81,7 +93,10 @@ fn determinism_bce() {
         let (p, y, w) = (rng.probs_f32(n), rng.probs_f32(n), rng.probs_f32(n));
         same_bits_across_pools("bce", || {
             let mut g = vec![0.0f32; n];
-            let l = BinaryCrossEntropy::new().weight(&w).loss_grad(&p, &y, &mut g).unwrap();
+            let l = BinaryCrossEntropy::new()
+                .weight(&w)
+                .loss_grad(&p, &y, &mut g)
+                .unwrap();
             (l.to_bits(), bits32(&g))
         });
     }
@@ -110,10 +125,21 @@ fn determinism_bce_with_logits() {
 #[test]
 fn determinism_cross_entropy() {
     let mut rng = Rng(4);
-    for &(rows, classes) in &[(4096usize, 100usize), (700, 1000), (3, 70_000), (1, 262_144)] {
+    for &(rows, classes) in &[
+        (4096usize, 100usize),
+        (700, 1000),
+        (3, 70_000),
+        (1, 262_144),
+    ] {
         let x = rng.vec_f32(rows * classes, 2.0);
         let labels: Vec<i64> = (0..rows)
-            .map(|r| if r % 7 == 3 { -100 } else { (rng.next_u64() % classes as u64) as i64 })
+            .map(|r| {
+                if r % 7 == 3 {
+                    -100
+                } else {
+                    (rng.next_u64() % classes as u64) as i64
+                }
+            })
             .collect();
         let cw: Vec<f32> = (0..classes).map(|c| 0.5 + (c % 3) as f32 * 0.25).collect();
         let dense: Vec<f32> = {
@@ -169,7 +195,9 @@ fn determinism_concurrent_callers() {
     let (x, y) = (rng.vec_f32(n, 2.0), rng.probs_f32(n));
     let reference = {
         let mut g = vec![0.0f32; n];
-        let l = BinaryCrossEntropyWithLogits::new().loss_grad(&x, &y, &mut g).unwrap();
+        let l = BinaryCrossEntropyWithLogits::new()
+            .loss_grad(&x, &y, &mut g)
+            .unwrap();
         (l.to_bits(), bits32(&g))
     };
     std::thread::scope(|scope| {
@@ -177,13 +205,18 @@ fn determinism_concurrent_callers() {
             .map(|_| {
                 scope.spawn(|| {
                     let mut g = vec![0.0f32; n];
-                    let l = BinaryCrossEntropyWithLogits::new().loss_grad(&x, &y, &mut g).unwrap();
+                    let l = BinaryCrossEntropyWithLogits::new()
+                        .loss_grad(&x, &y, &mut g)
+                        .unwrap();
                     (l.to_bits(), bits32(&g))
                 })
             })
             .collect();
         for h in handles {
-            assert!(h.join().unwrap() == reference, "a concurrent caller got different bits");
+            assert!(
+                h.join().unwrap() == reference,
+                "a concurrent caller got different bits"
+            );
         }
     });
 }

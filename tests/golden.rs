@@ -15,13 +15,16 @@ use loss_kernels::{
 use serde_json::Value;
 
 /// Cases where this crate deliberately differs from PyTorch, with the reason.
-const DELIBERATE_DIFFERENCES: &[(&str, &str)] = &[(
-    "cross_entropy_dense_f32_neg_inf_none",
-    "a -inf logit with target probability 0 contributes 0 here; PyTorch returns NaN (0 * -inf)",
-), (
-    "cross_entropy_dense_f64_neg_inf_none",
-    "a -inf logit with target probability 0 contributes 0 here; PyTorch returns NaN (0 * -inf)",
-)];
+const DELIBERATE_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "cross_entropy_dense_f32_neg_inf_none",
+        "a -inf logit with target probability 0 contributes 0 here; PyTorch returns NaN (0 * -inf)",
+    ),
+    (
+        "cross_entropy_dense_f64_neg_inf_none",
+        "a -inf logit with target probability 0 contributes 0 here; PyTorch returns NaN (0 * -inf)",
+    ),
+];
 
 fn num(v: &Value) -> f64 {
     match v {
@@ -96,7 +99,9 @@ fn run_case<T: Float>(case: &Value, backend: Backend) -> Result<Got, LossError> 
             (Some(v), Some(out))
         }
         "bce_logits" => {
-            let mut l = BinaryCrossEntropyWithLogits::new().backend(backend).reduction(red);
+            let mut l = BinaryCrossEntropyWithLogits::new()
+                .backend(backend)
+                .reduction(red);
             if let Some(w) = &weight {
                 l = l.weight(w);
             }
@@ -199,13 +204,21 @@ fn check_all<T: Float>(cases: &[Value], rtol: f64, eps: f64) -> usize {
             checked += 1;
         }
     }
-    assert!(failures.is_empty(), "{} golden mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     checked
 }
 
 fn golden_cases() -> Vec<Value> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden.json"))
-        .expect("tests/data/golden.json (written by scripts/golden.py)");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/golden.json"
+    ))
+    .expect("tests/data/golden.json (written by scripts/golden.py)");
     let doc: Value = serde_json::from_str(&text).unwrap();
     doc["cases"].as_array().unwrap().clone()
 }
@@ -229,7 +242,18 @@ fn golden_file_covers_the_options() {
     let cases = golden_cases();
     let has = |pred: &dyn Fn(&Value) -> bool| cases.iter().any(pred);
     assert!(has(&|c| !c["pos_weight"].is_null()));
-    assert!(has(&|c| c["loss"] == "cross_entropy" && !c["weight"].is_null() && c["label_smoothing"].as_f64().unwrap() > 0.0 && c["ignore_index"].is_i64()));
-    assert!(has(&|c| c["input"].as_array().unwrap().iter().any(|v| v == "-inf")));
-    assert!(has(&|c| c["input"].as_array().unwrap().iter().any(|v| v.as_f64().is_some_and(|x| x.abs() >= 1e30))));
+    assert!(has(&|c| c["loss"] == "cross_entropy"
+        && !c["weight"].is_null()
+        && c["label_smoothing"].as_f64().unwrap() > 0.0
+        && c["ignore_index"].is_i64()));
+    assert!(has(&|c| c["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v == "-inf")));
+    assert!(has(&|c| c["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v.as_f64().is_some_and(|x| x.abs() >= 1e30))));
 }
