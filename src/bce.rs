@@ -245,7 +245,7 @@ impl<'a, T: Float> BinaryCrossEntropyWithLogits<'a, T> {
             check_len("weight", input.len(), w.len())?;
         }
         if let Some(pw) = self.pos_weight {
-            if pw.is_empty() || input.len() % pw.len() != 0 {
+            if pw.is_empty() || !input.len().is_multiple_of(pw.len()) {
                 return Err(LossError::PosWeightLength {
                     input_len: input.len(),
                     found: pw.len(),

@@ -456,7 +456,7 @@ fn check_shape<T>(logits: &[T], classes: usize) -> Result<usize, LossError> {
     if classes == 0 {
         return Err(LossError::ZeroClasses);
     }
-    if logits.len() % classes != 0 {
+    if !logits.len().is_multiple_of(classes) {
         return Err(LossError::NotDivisible {
             len: logits.len(),
             classes,
@@ -753,8 +753,6 @@ fn finish_row<T: Float>(
     out: &mut RowsOut<'_, T>,
     r: usize,
     c: usize,
-    cfg: &Config<'_, T>,
-    row: &[T],
     mut pass2: impl FnMut(Pass2<T>, Option<&[T]>, Write, &mut [T]),
 ) {
     match out {
@@ -778,7 +776,6 @@ fn finish_row<T: Float>(
             pass2(plan.coefficients(), None, w, &mut o[r * c..(r + 1) * c]);
         }
     }
-    let _ = (cfg, row);
 }
 
 impl<T: Float, L: Label> Kernel for RowsJob<'_, '_, T, L> {
@@ -826,8 +823,6 @@ fn rows_kernel<S: Simd, T: Float, L: Label, const NEED_WZ: bool>(
             &mut out,
             r,
             c,
-            cfg,
-            row,
             |coef, t, write, dst| match write {
                 Write::Grad => {
                     pass2_segment::<S, T, { Write::Grad as u8 }>(s, row, w, t, cap, coef, dst)
@@ -874,28 +869,19 @@ fn huge_rows<T: Float, L: Label>(job: RowsJob<'_, '_, T, L>) -> f64 {
             })
         });
         sum += plan.loss;
-        finish_row(
-            &plan,
-            target,
-            &mut out,
-            r,
-            c,
-            cfg,
-            row,
-            |coef, t, write, dst| {
-                let col = ColumnPass2 {
-                    backend: cfg.backend,
-                    x: row,
-                    w: if write == Write::Grad { cfg.w } else { None },
-                    t,
-                    cap: if write == Write::Grad { cfg.cap } else { None },
-                    coef,
-                    write,
-                    out: dst,
-                };
-                let _ = parallel::reduce(col, COL_LEAF, 2 * COL_LEAF);
-            },
-        );
+        finish_row(&plan, target, &mut out, r, c, |coef, t, write, dst| {
+            let col = ColumnPass2 {
+                backend: cfg.backend,
+                x: row,
+                w: if write == Write::Grad { cfg.w } else { None },
+                t,
+                cap: if write == Write::Grad { cfg.cap } else { None },
+                coef,
+                write,
+                out: dst,
+            };
+            let _ = parallel::reduce(col, COL_LEAF, 2 * COL_LEAF);
+        });
     }
     sum
 }
