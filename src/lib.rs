@@ -55,7 +55,7 @@
 //! `binary_cross_entropy`, `binary_cross_entropy_with_logits`,
 //! `cross_entropy`), including the `-100` clamp of BCE's logarithms, the
 //! stable form of BCE with logits and `pos_weight`, and cross entropy's
-//! `ignore_index`, class weights and label smoothing. The [`reference`]
+//! `ignore_index`, class weights and label smoothing. The [`mod@reference`]
 //! module holds plain `f64` transcriptions of every formula; the tests check
 //! every kernel against it.
 //!
