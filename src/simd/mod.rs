@@ -8,16 +8,33 @@
 //! | backend | types | when |
 //! | --- | --- | --- |
 //! | [`Scalar`](scalar::Scalar) | one lane | always; the plain baseline |
-//! | `Portable` | `wide` vectors | always; NEON on aarch64, SSE2 on a default x86-64 build |
+//! | [`Portable`](portable::Portable) | `wide::f32x8`, `wide::f64x4` | always; NEON on aarch64, SSE2 on a default x86-64 build |
 //! | `Avx2Fma` | `__m256`, `__m256d` | x86-64 with AVX2 and FMA, detected at run time |
 //! | `Avx512` | `__m512`, `__m512d` | x86-64 with AVX-512 F/DQ/BW/VL, detected at run time |
 //!
 //! A kernel is a value implementing [`Kernel`]; [`dispatch`] runs it on a
 //! backend, through one `#[target_feature]` trampoline per backend so that
-//! the whole kernel body is compiled (and inlined) for that instruction set.
-//! A backend token can only be obtained after the CPU feature check, which is
-//! what makes the `unsafe` intrinsics inside the vector methods sound.
+//! the whole kernel body is compiled (and inlined) for that instruction set:
+//! every vector method is `#[inline(always)]` and nothing below the
+//! trampoline carries its own `#[target_feature]`.
+//!
+//! Soundness: a backend token (`Avx2Fma`, `Avx512`) can only be obtained from
+//! its `new() -> Option<Self>`, which checks the CPU features; a vector can
+//! only be made from a token (`splat`, `load`, `acc_zero` take one), and a
+//! mask only from vectors. So every `unsafe` intrinsic call inside a vector
+//! method runs on a CPU that has the feature, and that is what each
+//! `// SAFETY:` comment refers to.
+//!
+//! The CPU is probed once: the set of available backends is cached in an
+//! atomic after the first query. When the build already guarantees a feature
+//! (`-C target-cpu=native`, `-C target-feature=...`) the probe is skipped
+//! statically.
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
+pub(crate) mod portable;
 pub(crate) mod scalar;
 
 use crate::Backend;
@@ -35,9 +52,11 @@ pub trait Simd: Copy + Send + Sync + 'static {
 /// A SIMD vector of `LANES` floats of type `Elem`, usable only with a token
 /// of its backend.
 ///
-/// Conventions: `max`/`min` may return either operand when one is NaN, so
-/// kernels must not rely on them to propagate NaN. Masks come from
-/// comparisons and feed [`Vector::select`].
+/// Conventions: `max`/`min` follow the x86 `maxps`/`minps` rule exactly
+/// (`if self > o { self } else { o }`), so when either operand is NaN the
+/// result is `o`: `c.max(x)` with a constant `c` propagates a NaN `x`, and
+/// `x.max(c)` drops it. Masks come from comparisons and feed
+/// [`Vector::select`].
 pub trait Vector: Copy {
     /// Lane type.
     type Elem: crate::Float;
@@ -55,10 +74,11 @@ pub trait Vector: Copy {
     /// Loads `src[..LANES]`. `src.len() >= LANES` (checked).
     fn load(s: Self::Simd, src: &[Self::Elem]) -> Self;
     /// Loads `src` (`src.len() <= LANES`) into the low lanes, the rest `fill`.
+    /// Lanes past `LANES` of a longer `src` are ignored.
     fn load_partial(s: Self::Simd, src: &[Self::Elem], fill: Self::Elem) -> Self;
     /// Stores into `dst[..LANES]`. `dst.len() >= LANES` (checked).
     fn store(self, dst: &mut [Self::Elem]);
-    /// Stores the low `dst.len()` lanes (`dst.len() <= LANES`).
+    /// Stores the low `min(dst.len(), LANES)` lanes.
     fn store_partial(self, dst: &mut [Self::Elem]);
 
     /// `self + o`
@@ -67,7 +87,7 @@ pub trait Vector: Copy {
     fn sub(self, o: Self) -> Self;
     /// `self * o`
     fn mul(self, o: Self) -> Self;
-    /// `self / o`
+    /// `self / o` (correctly rounded)
     fn div(self, o: Self) -> Self;
     /// `self * a + b`, fused where the backend has FMA.
     fn mul_add(self, a: Self, b: Self) -> Self;
@@ -75,9 +95,9 @@ pub trait Vector: Copy {
     fn neg(self) -> Self;
     /// `|self|`
     fn abs(self) -> Self;
-    /// Lane-wise maximum (either operand when one is NaN).
+    /// Lane-wise `if self > o { self } else { o }` (so `o` when either is NaN).
     fn max(self, o: Self) -> Self;
-    /// Lane-wise minimum (either operand when one is NaN).
+    /// Lane-wise `if self < o { self } else { o }` (so `o` when either is NaN).
     fn min(self, o: Self) -> Self;
     /// Round to nearest integer, ties to even.
     fn round(self) -> Self;
@@ -96,13 +116,21 @@ pub trait Vector: Copy {
     fn any(m: Self::Mask) -> bool;
     /// Lane-wise `a | b` of masks.
     fn mask_or(a: Self::Mask, b: Self::Mask) -> Self::Mask;
+    /// Lane-wise `a & b` of masks.
+    fn mask_and(a: Self::Mask, b: Self::Mask) -> Self::Mask;
+    /// The low `n` lanes of `self`, the others `+0` (`n >= LANES` keeps all).
+    fn keep_first(self, n: usize) -> Self;
 
-    /// `self * 2^n` for lanes of `n` integral in `[-(max exponent), max exponent]`
-    /// of the lane type (e.g. `[-126, 127]` for f32), result normal or zero
-    /// handled by the caller.
+    /// `self * 2^n`, rounded once (so overflow gives ±inf and tiny results
+    /// are the correctly rounded subnormal or zero), for lanes of `n`
+    /// integral in `[-2·(emax - 1), 2·emax]` (`[-252, 254]` for `f32`,
+    /// `[-2044, 2046]` for `f64`) and `self` zero, non-finite or with
+    /// `|self|` in `[0.5, 2)`. A NaN in `self` gives NaN; other inputs are
+    /// unspecified (but never undefined behaviour).
     fn ldexp(self, n: Self) -> Self;
-    /// For positive normal `self`: `(e, m)` with `self = m * 2^e`, `m` in `[1, 2)`
-    /// and `e` integral. Undefined for zero, subnormal, negative, inf, NaN.
+    /// For positive finite non-zero `self`, normal or subnormal: `(e, m)`
+    /// with `self = m * 2^e`, `m` in `[1, 2)` and `e` integral. Other inputs
+    /// give unspecified (finite or NaN) lanes.
     fn frexp(self) -> (Self, Self);
 
     /// Maximum over lanes (NaN lanes may be ignored).
@@ -114,6 +142,9 @@ pub trait Vector: Copy {
     fn acc_zero(s: Self::Simd) -> Self::Acc;
     /// `acc + self`, each lane widened to `f64` first.
     fn acc_add(acc: Self::Acc, v: Self) -> Self::Acc;
+    /// `acc + self²`, each lane widened to `f64` first (so the square is
+    /// exact and cannot overflow).
+    fn acc_add_sq(acc: Self::Acc, v: Self) -> Self::Acc;
     /// `acc_a + acc_b`, lane-wise.
     fn acc_merge(a: Self::Acc, b: Self::Acc) -> Self::Acc;
     /// Sum of all accumulator lanes, in a fixed order.
@@ -131,25 +162,150 @@ pub trait Kernel {
     fn run<S: Simd>(self, s: S) -> Self::Output;
 }
 
-/// Runs `kernel` on `backend`, which must be available
-/// ([`Backend::is_available`]); callers resolve `Backend::Auto` and check
-/// availability first. An unavailable backend falls back to `Scalar`.
+/// Runs `kernel` on `backend`. Callers resolve `Backend::Auto` and check
+/// availability first ([`Backend::resolve`]); `Auto` here means the detected
+/// backend, and a backend the CPU lacks falls back to `Scalar` (never to
+/// undefined behaviour).
 #[inline]
 pub(crate) fn dispatch<K: Kernel>(backend: Backend, kernel: K) -> K::Output {
+    let backend = match backend {
+        Backend::Auto => detected(),
+        b => b,
+    };
     match backend {
-        Backend::Scalar | Backend::Auto => kernel.run(scalar::Scalar),
-        Backend::Portable => kernel.run(scalar::Scalar),
-        Backend::Avx2Fma => kernel.run(scalar::Scalar),
-        Backend::Avx512 => kernel.run(scalar::Scalar),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => match avx512::Avx512::new() {
+            Some(token) => avx512::run(token, kernel),
+            None => kernel.run(scalar::Scalar),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2Fma => match avx2::Avx2Fma::new() {
+            Some(token) => avx2::run(token, kernel),
+            None => kernel.run(scalar::Scalar),
+        },
+        Backend::Portable => kernel.run(portable::Portable::new()),
+        _ => kernel.run(scalar::Scalar),
     }
+}
+
+/// The cached CPU probe (x86-64 only: elsewhere every backend is static).
+#[cfg(target_arch = "x86_64")]
+mod cpu {
+    use core::sync::atomic::{AtomicU8, Ordering};
+
+    const PROBED: u8 = 1 << 7;
+    pub(super) const HAS_AVX2_FMA: u8 = 1 << 0;
+    pub(super) const HAS_AVX512: u8 = 1 << 1;
+
+    static CPU: AtomicU8 = AtomicU8::new(0);
+
+    /// The run-time detected backends as bits; probed on the first call and
+    /// cached.
+    #[inline]
+    pub(super) fn bits() -> u8 {
+        let bits = CPU.load(Ordering::Relaxed);
+        if bits & PROBED != 0 {
+            return bits;
+        }
+        let bits = probe() | PROBED;
+        // Every thread computes the same value, so a plain store is enough.
+        CPU.store(bits, Ordering::Relaxed);
+        bits
+    }
+
+    #[cold]
+    fn probe() -> u8 {
+        let mut bits = 0;
+        if super::avx2::static_or_detected() {
+            bits |= HAS_AVX2_FMA;
+        }
+        if super::avx512::static_or_detected() {
+            bits |= HAS_AVX512;
+        }
+        bits
+    }
+}
+
+/// Whether the CPU has AVX2 and FMA (cached; no probe when the build
+/// guarantees them).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx2_fma() -> bool {
+    avx2::STATIC || cpu::bits() & cpu::HAS_AVX2_FMA != 0
+}
+
+/// Whether the CPU has AVX-512 F/DQ/BW/VL with AVX2 and FMA (cached; no
+/// probe when the build guarantees them).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    avx512::STATIC || cpu::bits() & cpu::HAS_AVX512 != 0
 }
 
 /// Whether the CPU (and build) supports `backend`.
 pub(crate) fn is_available(backend: Backend) -> bool {
-    matches!(backend, Backend::Scalar | Backend::Auto)
+    match backend {
+        Backend::Auto | Backend::Scalar | Backend::Portable => true,
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2Fma => has_avx2_fma(),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => has_avx512(),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
 }
 
 /// The best backend of this CPU, detected once and cached.
 pub(crate) fn detected() -> Backend {
-    Backend::Scalar
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512() {
+            return Backend::Avx512;
+        }
+        if has_avx2_fma() {
+            return Backend::Avx2Fma;
+        }
+    }
+    Backend::Portable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kernel that reports the backend it ran on.
+    struct Which;
+    impl Kernel for Which {
+        type Output = Backend;
+        #[inline(always)]
+        fn run<S: Simd>(self, _: S) -> Backend {
+            S::BACKEND
+        }
+    }
+
+    #[test]
+    fn dispatch_runs_the_requested_backend() {
+        for b in Backend::available() {
+            assert_eq!(dispatch(b, Which), b);
+        }
+        assert_eq!(dispatch(Backend::Auto, Which), detected());
+        assert!(is_available(detected()));
+        println!("detected backend: {:?}", detected());
+    }
+
+    #[test]
+    fn detection_matches_std() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma");
+            let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl");
+            assert_eq!(is_available(Backend::Avx2Fma), avx2);
+            assert_eq!(is_available(Backend::Avx512), avx512 && avx2);
+        }
+        assert!(is_available(Backend::Scalar) && is_available(Backend::Portable));
+    }
 }

@@ -127,15 +127,42 @@ macro_rules! scalar_vector {
                 a | b
             }
             #[inline(always)]
+            fn mask_and(a: bool, b: bool) -> bool {
+                a & b
+            }
+            #[inline(always)]
+            fn keep_first(self, n: usize) -> Self {
+                if n >= 1 {
+                    self
+                } else {
+                    $name(0.0)
+                }
+            }
+            #[inline(always)]
             fn ldexp(self, n: Self) -> Self {
-                // 2^n built from its bit pattern; n is integral and in the normal range.
-                let e = (n.0 as i64 + $bias) as $bits;
-                $name(self.0 * <$t>::from_bits(e << $mant))
+                // 2^n as 2^n1 * 2^n2 with both halves normal: the first
+                // product is exact for |self| in [0.5, 2), the second rounds once.
+                // `as i32` saturates (NaN gives 0): out-of-contract n stays finite.
+                let n = n.0 as i32;
+                let n1 = n >> 1;
+                let n2 = n - n1;
+                let pow2 = |k: i32| {
+                    <$t>::from_bits((((k as i64 + $bias).clamp(1, 2 * $bias)) as $bits) << $mant)
+                };
+                $name(self.0 * pow2(n1) * pow2(n2))
             }
             #[inline(always)]
             fn frexp(self) -> (Self, Self) {
-                let bits = self.0.to_bits();
-                let e = ((bits >> $mant) as i64 & ((1 << (<$bits>::BITS - 1 - $mant)) - 1)) - $bias;
+                // Subnormals are first scaled into the normal range by 2^(mant + 1).
+                let sub = self.0 < <$t>::MIN_POSITIVE;
+                let scale = <$t>::from_bits((($bias + $mant + 1) as $bits) << $mant);
+                let x = if sub { self.0 * scale } else { self.0 };
+                let bits = x.to_bits();
+                let exp_mask = (1 << (<$bits>::BITS - 1 - $mant)) - 1;
+                let mut e = ((bits >> $mant) as i64 & exp_mask) - $bias;
+                if sub {
+                    e -= $mant + 1;
+                }
                 let m = <$t>::from_bits((bits & ((1 << $mant) - 1)) | (($bias as $bits) << $mant));
                 ($name(e as $t), $name(m))
             }
@@ -154,6 +181,11 @@ macro_rules! scalar_vector {
             #[inline(always)]
             fn acc_add(acc: f64, v: Self) -> f64 {
                 acc + v.0 as f64
+            }
+            #[inline(always)]
+            fn acc_add_sq(acc: f64, v: Self) -> f64 {
+                let w = v.0 as f64;
+                acc + w * w
             }
             #[inline(always)]
             fn acc_merge(a: f64, b: f64) -> f64 {
@@ -176,15 +208,44 @@ mod tests {
 
     #[test]
     fn frexp_ldexp_round_trip() {
-        for &x in &[1.0f32, 1.5, 3.0, 0.75, 1e-30, 1e30, f32::MIN_POSITIVE, f32::MAX] {
+        for &x in &[
+            1.0f32,
+            1.5,
+            3.0,
+            0.75,
+            1e-30,
+            1e30,
+            f32::MIN_POSITIVE,
+            f32::MAX,
+        ] {
             let (e, m) = S32(x).frexp();
             assert!((1.0..2.0).contains(&m.0), "{x}: m = {}", m.0);
             assert_eq!(m.ldexp(e).0, x);
         }
-        for &x in &[1.0f64, 1.5, 3.0, 0.75, 1e-300, 1e300, f64::MIN_POSITIVE, f64::MAX] {
+        for &x in &[
+            1.0f64,
+            1.5,
+            3.0,
+            0.75,
+            1e-300,
+            1e300,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+        ] {
             let (e, m) = S64(x).frexp();
             assert!((1.0..2.0).contains(&m.0), "{x}: m = {}", m.0);
             assert_eq!(m.ldexp(e).0, x);
         }
+    }
+
+    #[test]
+    fn ldexp_rounds_once_at_the_extremes() {
+        // 1.5 * 2^-150 is 0.75 of the smallest subnormal: rounds up to it.
+        assert_eq!(S32(1.5).ldexp(S32(-150.0)).0, f32::from_bits(1));
+        assert_eq!(S32(1.0).ldexp(S32(-150.0)).0, 0.0);
+        assert_eq!(S32(1.0).ldexp(S32(128.0)).0, f32::INFINITY);
+        assert_eq!(S32(0.5).ldexp(S32(128.0)).0, 2f32.powi(127));
+        assert_eq!(S64(1.5).ldexp(S64(-1075.0)).0, f64::from_bits(1));
+        assert_eq!(S64(1.0).ldexp(S64(1024.0)).0, f64::INFINITY);
     }
 }
