@@ -616,6 +616,8 @@ impl<T: Float> Config<'_, T> {
     }
 
     /// Pass 1 of a row, given a pass-1 runner over class ranges.
+    /// (Inlined into the SIMD kernel, so the runner is compiled there too.)
+    #[inline(always)]
     fn plan_row(
         &self,
         row: &[T],
@@ -723,6 +725,7 @@ impl RowPlan {
     }
 }
 
+#[inline(always)]
 fn row_target<'a, T, L: Label>(
     cfg: &Config<'_, T>,
     targets: &Targets<'a, T, L>,
@@ -747,6 +750,7 @@ fn row_target<'a, T, L: Label>(
 }
 
 /// Writes a row's outputs from its plan, given a pass-2 runner.
+#[inline(always)]
 fn finish_row<T: Float>(
     plan: &RowPlan,
     target: RowTarget<'_, T>,
@@ -804,18 +808,23 @@ fn rows_kernel<S: Simd, T: Float, L: Label, const NEED_WZ: bool>(
     let mut sum = 0.0;
     for (r, row) in job.logits.chunks_exact(c).enumerate() {
         let target = row_target(cfg, &job.targets, r);
-        let plan = cfg.plan_row(row, target, |ranges, t| {
-            let seg = |(lo, hi): (usize, usize)| Segment {
-                z: &row[lo..hi],
-                w: w.map(|w| &w[lo..hi]),
-                t: t.map(|t| t.slice(lo, hi)),
-            };
-            match *ranges {
-                [a] => pass1::<S, T, NEED_WZ>(s, &[seg(a)], cap),
-                [a, b] => pass1::<S, T, NEED_WZ>(s, &[seg(a), seg(b)], cap),
-                _ => RowStats::EMPTY,
-            }
-        });
+        let plan = cfg.plan_row(
+            row,
+            target,
+            #[inline(always)]
+            |ranges, t| {
+                let seg = |(lo, hi): (usize, usize)| Segment {
+                    z: &row[lo..hi],
+                    w: w.map(|w| &w[lo..hi]),
+                    t: t.map(|t| t.slice(lo, hi)),
+                };
+                match *ranges {
+                    [a] => pass1::<S, T, NEED_WZ>(s, &[seg(a)], cap),
+                    [a, b] => pass1::<S, T, NEED_WZ>(s, &[seg(a), seg(b)], cap),
+                    _ => RowStats::EMPTY,
+                }
+            },
+        );
         sum += plan.loss;
         finish_row(
             &plan,
@@ -823,6 +832,7 @@ fn rows_kernel<S: Simd, T: Float, L: Label, const NEED_WZ: bool>(
             &mut out,
             r,
             c,
+            #[inline(always)]
             |coef, t, write, dst| match write {
                 Write::Grad => {
                     pass2_segment::<S, T, { Write::Grad as u8 }>(s, row, w, t, cap, coef, dst)
