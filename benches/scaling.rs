@@ -1,0 +1,239 @@
+//! How the cost grows and what each part of the machinery costs:
+//!
+//! - `small_<loss>_<mode>`: n = 16, 256, 1024 elements; `public` is the
+//!   public call made from the main thread (the global rayon pool, as a
+//!   user calls it), `serial` the same call inside a 1-thread pool, i.e.
+//!   the serial kernel. Their ratio is the overhead of the parallel
+//!   machinery on inputs too small to split (target: ≤ 1.2).
+//! - `sweep_mse_fwd`: squared-error loss, 2^10 … 2^26 elements (step ×4),
+//!   beside the two-array read reference: L1/L2, then L3, then memory.
+//! - `sweep_ce_sparse_fwd`: cross-entropy loss, classes 10 … 100 000 with
+//!   rows × classes ≈ 2^22, beside the read and `exp` references.
+//! - `backend_<workload>`: one in-cache workload per loss on every backend
+//!   this CPU can run (`Backend::available()`), 1 thread.
+//!
+//! Sweeps and backends run in a 1-thread pool. Run:
+//! `cargo bench --bench scaling [-- <regex>]`.
+
+mod support;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use loss_kernels::{Backend, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, SquaredError};
+use support::{data, pool, reference};
+
+const SMALL: [usize; 3] = [16, 256, 1024];
+/// Classes of the small cross-entropy inputs (rows = n / 16).
+const SMALL_CLASSES: usize = 16;
+
+/// `public` (main thread, global pool) beside `serial` (1-thread pool) for
+/// one elementwise call at each small size.
+fn small_elementwise(
+    c: &mut Criterion,
+    name: &str,
+    inputs: fn(usize) -> (Vec<f32>, Vec<f32>),
+    call: fn(&[f32], &[f32], &mut [f32]) -> f32,
+    with_grad: bool,
+) {
+    let mut group = c.benchmark_group(name);
+    for n in SMALL {
+        let (a, b) = inputs(n);
+        let mut grad = if with_grad { data::output(n) } else { Vec::new() };
+        let grad = grad.as_mut_slice();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new("public", n), |bench| {
+            bench.iter(|| call(black_box(&a), black_box(&b), &mut *grad))
+        });
+        group.bench_function(BenchmarkId::new("serial", n), |bench| {
+            pool(1).install(|| bench.iter(|| call(black_box(&a), black_box(&b), &mut *grad)))
+        });
+    }
+    group.finish();
+}
+
+fn small_ce(c: &mut Criterion, name: &str, with_grad: bool) {
+    let call = |x: &[f32], y: &[u32], g: &mut [f32]| {
+        if g.is_empty() {
+            CrossEntropy::new().loss(x, SMALL_CLASSES, y).unwrap()
+        } else {
+            CrossEntropy::new().loss_grad(x, SMALL_CLASSES, y, g).unwrap()
+        }
+    };
+    let mut group = c.benchmark_group(name);
+    for n in SMALL {
+        let (logits, labels) = data::classification(n / SMALL_CLASSES, SMALL_CLASSES);
+        let mut grad = if with_grad { data::output(n) } else { Vec::new() };
+        let grad = grad.as_mut_slice();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new("public", n), |bench| {
+            bench.iter(|| call(black_box(&logits), black_box(&labels), &mut *grad))
+        });
+        group.bench_function(BenchmarkId::new("serial", n), |bench| {
+            pool(1).install(|| bench.iter(|| call(black_box(&logits), black_box(&labels), &mut *grad)))
+        });
+    }
+    group.finish();
+}
+
+fn small(c: &mut Criterion) {
+    small_elementwise(
+        c,
+        "small_mse_fwd",
+        data::regression,
+        |a, b, _| SquaredError::new().loss(a, b).unwrap(),
+        false,
+    );
+    small_elementwise(
+        c,
+        "small_mse_fwd_grad",
+        data::regression,
+        |a, b, g| SquaredError::new().loss_grad(a, b, g).unwrap(),
+        true,
+    );
+    small_elementwise(
+        c,
+        "small_bce_logits_fwd",
+        data::logits_binary,
+        |a, b, _| BinaryCrossEntropyWithLogits::new().loss(a, b).unwrap(),
+        false,
+    );
+    small_elementwise(
+        c,
+        "small_bce_logits_fwd_grad",
+        data::logits_binary,
+        |a, b, g| BinaryCrossEntropyWithLogits::new().loss_grad(a, b, g).unwrap(),
+        true,
+    );
+    small_elementwise(
+        c,
+        "small_bce_probs_fwd",
+        data::probs_binary,
+        |a, b, _| BinaryCrossEntropy::new().loss(a, b).unwrap(),
+        false,
+    );
+    small_ce(c, "small_ce_sparse_fwd", false);
+    small_ce(c, "small_ce_sparse_fwd_grad", true);
+}
+
+/// Flat sampling with 10 samples for inputs past the L2 cache.
+fn sampling(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, elements: usize) {
+    if elements >= 1 << 20 {
+        group.sampling_mode(SamplingMode::Flat).sample_size(10);
+    } else {
+        group.sampling_mode(SamplingMode::Auto).sample_size(20);
+    }
+}
+
+fn sweep_mse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sweep_mse_fwd");
+    for log2 in (10..=26).step_by(2) {
+        let n = 1_usize << log2;
+        let (pred, target) = data::regression(n);
+        group.throughput(Throughput::Elements(n as u64));
+        sampling(&mut group, n);
+        group.bench_function(BenchmarkId::new("ours", n), |bench| {
+            pool(1).install(|| bench.iter(|| SquaredError::new().loss(black_box(&pred), black_box(&target)).unwrap()))
+        });
+        group.bench_function(BenchmarkId::new("limit_bw", n), |bench| {
+            pool(1).install(|| bench.iter(|| reference::read2(black_box(&pred), black_box(&target), &mut [], 0.0)))
+        });
+    }
+    group.finish();
+}
+
+fn sweep_ce(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sweep_ce_sparse_fwd");
+    for classes in [10_usize, 100, 1000, 10_000, 100_000] {
+        let rows = ((1_usize << 22) + classes / 2) / classes;
+        let (logits, labels) = data::classification(rows, classes);
+        group.throughput(Throughput::Elements((rows * classes) as u64));
+        sampling(&mut group, rows * classes);
+        group.bench_function(BenchmarkId::new("ours", classes), |bench| {
+            pool(1).install(|| {
+                bench.iter(|| CrossEntropy::new().loss(black_box(&logits), classes, black_box(&labels)).unwrap())
+            })
+        });
+        for (fname, kernel) in [
+            ("limit_bw", reference::read1_rows as support::Rows),
+            ("limit_exp", reference::exp1_rows),
+        ] {
+            group.bench_function(BenchmarkId::new(fname, classes), |bench| {
+                pool(1).install(|| bench.iter(|| kernel(black_box(&logits), classes, black_box(&labels), &mut [], 0.0)))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn backends(c: &mut Criterion) {
+    let available = Backend::available();
+    let n = 1_usize << 16;
+    let one = pool(1);
+
+    let (pred, target) = data::regression(n);
+    let mut group = c.benchmark_group("backend_mse_65536_fwd");
+    group.throughput(Throughput::Elements(n as u64));
+    for &b in &available {
+        let mse = SquaredError::new().backend(b);
+        group.bench_function(format!("{b:?}"), |bench| {
+            one.install(|| bench.iter(|| mse.loss(black_box(&pred), black_box(&target)).unwrap()))
+        });
+    }
+    group.finish();
+
+    let (p, y) = data::probs_binary(n);
+    let mut group = c.benchmark_group("backend_bce_probs_65536_fwd");
+    group.throughput(Throughput::Elements(n as u64));
+    for &b in &available {
+        let bce = BinaryCrossEntropy::new().backend(b);
+        group.bench_function(format!("{b:?}"), |bench| {
+            one.install(|| bench.iter(|| bce.loss(black_box(&p), black_box(&y)).unwrap()))
+        });
+    }
+    group.finish();
+
+    let (x, y) = data::logits_binary(n);
+    let mut grad = data::output(n);
+    let mut group = c.benchmark_group("backend_bce_logits_65536_fwd_grad");
+    group.throughput(Throughput::Elements(n as u64));
+    for &b in &available {
+        let bce = BinaryCrossEntropyWithLogits::new().backend(b);
+        group.bench_function(format!("{b:?}"), |bench| {
+            one.install(|| bench.iter(|| bce.loss_grad(black_box(&x), black_box(&y), &mut grad).unwrap()))
+        });
+    }
+    group.finish();
+
+    let (rows, classes) = (256, 1000);
+    let (logits, labels) = data::classification(rows, classes);
+    let mut grad = data::output(rows * classes);
+    let mut group = c.benchmark_group("backend_ce_sparse_256x1000_fwd_grad");
+    group.throughput(Throughput::Elements((rows * classes) as u64));
+    for &b in &available {
+        let ce = CrossEntropy::new().backend(b);
+        group.bench_function(format!("{b:?}"), |bench| {
+            one.install(|| {
+                bench.iter(|| ce.loss_grad(black_box(&logits), classes, black_box(&labels), &mut grad).unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Defaults for a full run; criterion's CLI overrides them.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(1500))
+        .sample_size(20)
+        .nresamples(20_000)
+}
+
+criterion_group! {
+    name = scaling;
+    config = config();
+    targets = small, sweep_mse, sweep_ce, backends
+}
+criterion_main!(scaling);

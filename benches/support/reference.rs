@@ -1,0 +1,448 @@
+//! Reference kernels: the fastest way this machine can move the bytes of a
+//! workload (and, for the compute-bound ones, evaluate its transcendentals),
+//! in a *default* build. They set the "limit" of every canonical group.
+//!
+//! - `read2` / `read1_rows`: read every input once (a dot product of the two
+//!   arrays; a sum of the logits plus the labels);
+//! - `read2_write1` / `read1_write1_rows`: the same reads, plus a store of a
+//!   gradient-sized buffer (`g = a - b`; `g = x * s`);
+//! - `exp2` / `exp1_rows`: a degree-6 polynomial `exp` (Cody–Waite
+//!   reduction, `scalef` reconstruction), twice per element for the BCE
+//!   losses (two transcendentals each), once per logit for cross entropy.
+//!   It is a pure compute bound: it evaluates as many elements as the
+//!   workload has, but loops over an L1-resident window of the input
+//!   ([`EXP_WINDOW`] elements), so memory traffic never enters it. This is
+//!   `../shared/bench/PEERS.md`'s `exp_poly` roofline.
+//!
+//! They are hand-written with `std::arch` AVX-512, selected at run time with
+//! `is_x86_feature_detected!` (so no `-C target-cpu` is needed), and fall
+//! back to plain loops elsewhere. Four independent accumulators or stores per
+//! iteration keep the load and FMA pipes busy; a masked head aligns the
+//! stream to 64 bytes and a masked tail finishes it, so no element is read
+//! twice and no byte outside the slices is touched.
+//!
+//! Stores: a buffer larger than [`STREAM_MIN_BYTES`] is written with
+//! non-temporal (streaming) stores, which skip the read-for-ownership a
+//! normal store pays and were measured faster here for out-of-cache buffers
+//! (see the bench README); smaller buffers use normal stores, which leave the
+//! result in cache.
+//!
+//! Every function returns a value derived from what it read, so the work
+//! cannot be optimized away (the caller also `black_box`es it).
+
+/// Output buffers at least this large are written with streaming stores.
+pub const STREAM_MIN_BYTES: usize = 8 << 20;
+
+/// Elements of the in-cache window the `exp` references loop over (16 KiB).
+pub const EXP_WINDOW: usize = 4096;
+
+/// Runs `f` over windows of the first [`EXP_WINDOW`] elements of `a` until
+/// `a.len()` elements have been processed, and adds the results.
+fn in_cache(a: &[f32], f: impl Fn(&[f32]) -> f32) -> f32 {
+    let window = &a[..a.len().min(EXP_WINDOW)];
+    let mut left = a.len();
+    let mut sum = 0.0;
+    while left >= window.len() && !window.is_empty() {
+        // `black_box`: the calls are pure and see the same bytes, so without
+        // it the compiler may evaluate the window once and multiply.
+        sum += f(std::hint::black_box(window));
+        left -= window.len();
+    }
+    sum + f(std::hint::black_box(&window[..left]))
+}
+
+/// Whether the AVX-512 kernels run on this CPU.
+pub fn uses_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Reads `a` and `b` once (dot product).
+pub fn read2(a: &[f32], b: &[f32], _grad: &mut [f32], _scale: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if uses_avx512() {
+        // SAFETY: the CPU supports AVX-512F (checked just above), the only
+        // requirement of this `#[target_feature]` function.
+        return unsafe { avx512::dot(a, b) };
+    }
+    fallback::dot(a, b)
+}
+
+/// Reads `a` and `b` once and writes `grad = a - b`.
+pub fn read2_write1(a: &[f32], b: &[f32], grad: &mut [f32], _scale: f32) -> f32 {
+    let stream = grad.len() * 4 >= STREAM_MIN_BYTES;
+    #[cfg(target_arch = "x86_64")]
+    if uses_avx512() {
+        // SAFETY: AVX-512F checked just above.
+        unsafe { avx512::sub_store(a, b, grad, stream) };
+        return grad.first().copied().unwrap_or(0.0);
+    }
+    let _ = stream;
+    fallback::sub_store(a, b, grad);
+    grad.first().copied().unwrap_or(0.0)
+}
+
+/// Reads the logits and the labels once.
+pub fn read1_rows(logits: &[f32], _classes: usize, labels: &[u32], _grad: &mut [f32], _scale: f32) -> f32 {
+    label_sum(labels) + read1(logits)
+}
+
+/// Reads the logits and the labels once and writes `grad = logits * scale`.
+pub fn read1_write1_rows(logits: &[f32], _classes: usize, labels: &[u32], grad: &mut [f32], scale: f32) -> f32 {
+    let stream = grad.len() * 4 >= STREAM_MIN_BYTES;
+    let l = label_sum(labels);
+    #[cfg(target_arch = "x86_64")]
+    if uses_avx512() {
+        // SAFETY: AVX-512F checked just above.
+        unsafe { avx512::scale_store(logits, scale, grad, stream) };
+        return l + grad.first().copied().unwrap_or(0.0);
+    }
+    let _ = stream;
+    fallback::scale_store(logits, scale, grad);
+    l + grad.first().copied().unwrap_or(0.0)
+}
+
+/// Two polynomial `exp`s (`e^x` and `e^-x`) for each of `a.len()` elements
+/// taken from an in-cache window of `a`, summed.
+pub fn exp2(a: &[f32], _b: &[f32], _grad: &mut [f32], _scale: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if uses_avx512() {
+        // SAFETY: AVX-512F checked just above.
+        return in_cache(a, |w| unsafe { avx512::exp_sum::<2>(w) });
+    }
+    in_cache(a, |w| fallback::exp_sum(w, 2))
+}
+
+/// One polynomial `exp` for each of `logits.len()` elements taken from an
+/// in-cache window of the logits, summed.
+pub fn exp1_rows(logits: &[f32], _classes: usize, _labels: &[u32], _grad: &mut [f32], _scale: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if uses_avx512() {
+        // SAFETY: AVX-512F checked just above.
+        return in_cache(logits, |w| unsafe { avx512::exp_sum::<1>(w) });
+    }
+    in_cache(logits, |w| fallback::exp_sum(w, 1))
+}
+
+/// Reads one array once (sum).
+pub fn read1(a: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if uses_avx512() {
+        // SAFETY: AVX-512F checked just above.
+        return unsafe { avx512::sum(a) };
+    }
+    fallback::sum(a)
+}
+
+/// The labels are read too (4 bytes a row; negligible beside the logits).
+fn label_sum(labels: &[u32]) -> f32 {
+    labels.iter().map(|&l| u64::from(l)).sum::<u64>() as f32
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Mask of the first `n` lanes (`n <= 16`).
+    #[inline]
+    fn first(n: usize) -> __mmask16 {
+        ((1_u32 << n.min(16)) - 1) as __mmask16
+    }
+
+    /// Elements before `ptr` reaches a 64-byte boundary, at most `n`.
+    #[inline]
+    fn head_len(ptr: *const f32, n: usize) -> usize {
+        let misalign = (ptr as usize) & 63;
+        let head = if misalign == 0 { 0 } else { (64 - misalign) / 4 };
+        head.min(n)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let head = head_len(pa, n);
+        let m = first(head);
+        // SAFETY: masked loads read only the lanes set in `m`, the first
+        // `head <= n` elements of both slices.
+        let mut acc0 = unsafe { _mm512_mul_ps(_mm512_maskz_loadu_ps(m, pa), _mm512_maskz_loadu_ps(m, pb)) };
+        let (mut acc1, mut acc2, mut acc3) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = head;
+        while i + 64 <= n {
+            // SAFETY: `i + 64 <= n`, and `n` is at most the length of both slices.
+            unsafe {
+                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 16)), _mm512_loadu_ps(pb.add(i + 16)), acc1);
+                acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 32)), _mm512_loadu_ps(pb.add(i + 32)), acc2);
+                acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 48)), _mm512_loadu_ps(pb.add(i + 48)), acc3);
+            }
+            i += 64;
+        }
+        while i < n {
+            let m = first(n - i);
+            // SAFETY: masked loads read only lanes `i..min(i + 16, n)`.
+            unsafe {
+                acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), _mm512_maskz_loadu_ps(m, pb.add(i)), acc0);
+            }
+            i += 16;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)))
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub fn sum(a: &[f32]) -> f32 {
+        let n = a.len();
+        let pa = a.as_ptr();
+        let head = head_len(pa, n);
+        // SAFETY: the masked load reads only the first `head <= n` elements.
+        let mut acc0 = unsafe { _mm512_maskz_loadu_ps(first(head), pa) };
+        let (mut acc1, mut acc2, mut acc3) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = head;
+        while i + 64 <= n {
+            // SAFETY: `i + 64 <= n = a.len()`.
+            unsafe {
+                acc0 = _mm512_add_ps(_mm512_loadu_ps(pa.add(i)), acc0);
+                acc1 = _mm512_add_ps(_mm512_loadu_ps(pa.add(i + 16)), acc1);
+                acc2 = _mm512_add_ps(_mm512_loadu_ps(pa.add(i + 32)), acc2);
+                acc3 = _mm512_add_ps(_mm512_loadu_ps(pa.add(i + 48)), acc3);
+            }
+            i += 64;
+        }
+        while i < n {
+            // SAFETY: the masked load reads only lanes `i..min(i + 16, n)`.
+            unsafe { acc0 = _mm512_add_ps(_mm512_maskz_loadu_ps(first(n - i), pa.add(i)), acc0) };
+            i += 16;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)))
+    }
+
+    /// `g = a - b`; aligned on `g`, streaming stores if `stream`.
+    #[target_feature(enable = "avx512f")]
+    pub fn sub_store(a: &[f32], b: &[f32], g: &mut [f32], stream: bool) {
+        let n = a.len().min(b.len()).min(g.len());
+        let (pa, pb, pg) = (a.as_ptr(), b.as_ptr(), g.as_mut_ptr());
+        let head = head_len(pg, n);
+        let m = first(head);
+        // SAFETY: masked loads and the masked store touch only the first
+        // `head <= n` elements of each slice.
+        unsafe {
+            let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, pa), _mm512_maskz_loadu_ps(m, pb));
+            _mm512_mask_storeu_ps(pg, m, d);
+        }
+        let mut i = head;
+        while i + 64 <= n {
+            // SAFETY: `i + 64 <= n`, at most each slice's length; `pg.add(i)`
+            // is 64-byte aligned (the head ended at a 64-byte boundary and `i`
+            // advances by 64 floats), as the streaming store requires.
+            unsafe {
+                let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+                let d1 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 16)), _mm512_loadu_ps(pb.add(i + 16)));
+                let d2 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 32)), _mm512_loadu_ps(pb.add(i + 32)));
+                let d3 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 48)), _mm512_loadu_ps(pb.add(i + 48)));
+                if stream {
+                    _mm512_stream_ps(pg.add(i), d0);
+                    _mm512_stream_ps(pg.add(i + 16), d1);
+                    _mm512_stream_ps(pg.add(i + 32), d2);
+                    _mm512_stream_ps(pg.add(i + 48), d3);
+                } else {
+                    _mm512_storeu_ps(pg.add(i), d0);
+                    _mm512_storeu_ps(pg.add(i + 16), d1);
+                    _mm512_storeu_ps(pg.add(i + 32), d2);
+                    _mm512_storeu_ps(pg.add(i + 48), d3);
+                }
+            }
+            i += 64;
+        }
+        while i < n {
+            let m = first(n - i);
+            // SAFETY: masked loads and store touch only lanes `i..min(i + 16, n)`.
+            unsafe {
+                let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), _mm512_maskz_loadu_ps(m, pb.add(i)));
+                _mm512_mask_storeu_ps(pg.add(i), m, d);
+            }
+            i += 16;
+        }
+        if stream {
+            // Order the streaming stores before anything that follows.
+            _mm_sfence();
+        }
+    }
+
+    /// `g = a * s`; aligned on `g`, streaming stores if `stream`.
+    #[target_feature(enable = "avx512f")]
+    pub fn scale_store(a: &[f32], s: f32, g: &mut [f32], stream: bool) {
+        let n = a.len().min(g.len());
+        let (pa, pg) = (a.as_ptr(), g.as_mut_ptr());
+        let vs = _mm512_set1_ps(s);
+        let head = head_len(pg, n);
+        let m = first(head);
+        // SAFETY: the masked load and store touch only the first `head <= n` elements.
+        unsafe { _mm512_mask_storeu_ps(pg, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, pa), vs)) };
+        let mut i = head;
+        while i + 64 <= n {
+            // SAFETY: `i + 64 <= n`, at most both lengths; `pg.add(i)` is
+            // 64-byte aligned (see `sub_store`).
+            unsafe {
+                let d0 = _mm512_mul_ps(_mm512_loadu_ps(pa.add(i)), vs);
+                let d1 = _mm512_mul_ps(_mm512_loadu_ps(pa.add(i + 16)), vs);
+                let d2 = _mm512_mul_ps(_mm512_loadu_ps(pa.add(i + 32)), vs);
+                let d3 = _mm512_mul_ps(_mm512_loadu_ps(pa.add(i + 48)), vs);
+                if stream {
+                    _mm512_stream_ps(pg.add(i), d0);
+                    _mm512_stream_ps(pg.add(i + 16), d1);
+                    _mm512_stream_ps(pg.add(i + 32), d2);
+                    _mm512_stream_ps(pg.add(i + 48), d3);
+                } else {
+                    _mm512_storeu_ps(pg.add(i), d0);
+                    _mm512_storeu_ps(pg.add(i + 16), d1);
+                    _mm512_storeu_ps(pg.add(i + 32), d2);
+                    _mm512_storeu_ps(pg.add(i + 48), d3);
+                }
+            }
+            i += 64;
+        }
+        while i < n {
+            let m = first(n - i);
+            // SAFETY: the masked load and store touch only lanes `i..min(i + 16, n)`.
+            unsafe { _mm512_mask_storeu_ps(pg.add(i), m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), vs)) };
+            i += 16;
+        }
+        if stream {
+            _mm_sfence();
+        }
+    }
+
+    /// `e^x` for 16 lanes: `n = round(x log2 e)`, `r = x - n ln 2` in two
+    /// steps (Cody–Waite), `e^r` by its degree-6 Taylor polynomial (Horner,
+    /// FMA), then `2^n e^r` with `scalef`. About 1e-7 relative error on
+    /// |r| <= ln(2)/2; it exists to be timed, not to be exact.
+    #[target_feature(enable = "avx512f")]
+    fn exp16(x: __m512) -> __m512 {
+        const LN2_HI: f32 = 0.693_359_4; // 0x3f318000: exact product with small n
+        const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
+        let n = _mm512_roundscale_ps::<0x08>(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)));
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+        let mut p = _mm512_set1_ps(1.0 / 720.0);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0 / 120.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0 / 24.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0 / 6.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0));
+        _mm512_scalef_ps(p, n)
+    }
+
+    /// `K` exps per 16 lanes: `e^x`, and for `K == 2` also `e^-x`.
+    #[target_feature(enable = "avx512f")]
+    fn exps<const K: usize>(x: __m512) -> __m512 {
+        let e = exp16(x);
+        if K == 2 {
+            _mm512_add_ps(e, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)))
+        } else {
+            e
+        }
+    }
+
+    /// Sum over `a` of `K` polynomial exps per element.
+    #[target_feature(enable = "avx512f")]
+    pub fn exp_sum<const K: usize>(a: &[f32]) -> f32 {
+        let n = a.len();
+        let pa = a.as_ptr();
+        let (mut acc0, mut acc1, mut acc2, mut acc3) =
+            (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        while i + 64 <= n {
+            // SAFETY: `i + 64 <= n = a.len()`.
+            let (x0, x1, x2, x3) = unsafe {
+                (
+                    _mm512_loadu_ps(pa.add(i)),
+                    _mm512_loadu_ps(pa.add(i + 16)),
+                    _mm512_loadu_ps(pa.add(i + 32)),
+                    _mm512_loadu_ps(pa.add(i + 48)),
+                )
+            };
+            acc0 = _mm512_add_ps(acc0, exps::<K>(x0));
+            acc1 = _mm512_add_ps(acc1, exps::<K>(x1));
+            acc2 = _mm512_add_ps(acc2, exps::<K>(x2));
+            acc3 = _mm512_add_ps(acc3, exps::<K>(x3));
+            i += 64;
+        }
+        while i < n {
+            let m = first(n - i);
+            // SAFETY: the masked load reads only lanes `i..min(i + 16, n)`.
+            let x = unsafe { _mm512_maskz_loadu_ps(m, pa.add(i)) };
+            acc0 = _mm512_mask_add_ps(acc0, m, acc0, exps::<K>(x));
+            i += 16;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)))
+    }
+}
+
+/// Plain loops for CPUs without AVX-512: 16 independent lanes, which the
+/// compiler vectorizes for the baseline instruction set.
+mod fallback {
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0.0_f32; 16];
+        let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+        let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+        for (x, y) in ca.zip(cb) {
+            for l in 0..16 {
+                acc[l] += x[l] * y[l];
+            }
+        }
+        acc.iter().sum::<f32>() + tail
+    }
+
+    pub fn sum(a: &[f32]) -> f32 {
+        let mut acc = [0.0_f32; 16];
+        let ca = a.chunks_exact(16);
+        let tail: f32 = ca.remainder().iter().sum();
+        for x in ca {
+            for l in 0..16 {
+                acc[l] += x[l];
+            }
+        }
+        acc.iter().sum::<f32>() + tail
+    }
+
+    pub fn sub_store(a: &[f32], b: &[f32], g: &mut [f32]) {
+        for ((g, &x), &y) in g.iter_mut().zip(a).zip(b) {
+            *g = x - y;
+        }
+    }
+
+    pub fn scale_store(a: &[f32], s: f32, g: &mut [f32]) {
+        for (g, &x) in g.iter_mut().zip(a) {
+            *g = x * s;
+        }
+    }
+
+    fn exp(x: f32) -> f32 {
+        let n = (x * std::f32::consts::LOG2_E).round().clamp(-126.0, 127.0);
+        let r = x - n * std::f32::consts::LN_2;
+        let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
+        p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    }
+
+    pub fn exp_sum(a: &[f32], k: usize) -> f32 {
+        let mut acc = [0.0_f32; 16];
+        let ca = a.chunks_exact(16);
+        let mut tail = 0.0;
+        for &x in ca.remainder() {
+            tail += exp(x) + if k == 2 { exp(-x) } else { 0.0 };
+        }
+        for x in ca {
+            for l in 0..16 {
+                acc[l] += exp(x[l]) + if k == 2 { exp(-x[l]) } else { 0.0 };
+            }
+        }
+        acc.iter().sum::<f32>() + tail
+    }
+}
