@@ -29,8 +29,12 @@ mod support;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
-use loss_kernels::{Backend, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, SquaredError};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
+use loss_kernels::{
+    Backend, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, SquaredError,
+};
 use support::{data, naive, pool, reference, Elementwise, Rows};
 
 /// Thread counts of every canonical workload.
@@ -43,7 +47,10 @@ type OursRows<'a> = &'a (dyn Fn(&[f32], usize, &[u32], &mut [f32]) -> f32 + Sync
 
 /// Big inputs take tens to hundreds of ms an iteration: one iteration per
 /// sample, 10 samples, instead of criterion's linear ramp.
-fn size_settings(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, elements: usize) {
+fn size_settings(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    elements: usize,
+) {
     if elements >= 1 << 20 {
         group.sampling_mode(SamplingMode::Flat).sample_size(10);
     }
@@ -108,7 +115,9 @@ fn rows_group(
         let p = pool(t);
         let id = |f: &str| BenchmarkId::new(f, format!("t{t}"));
         group.bench_function(id("ours"), |bench| {
-            p.install(|| bench.iter(|| ours(black_box(logits), classes, black_box(labels), &mut *grad)))
+            p.install(|| {
+                bench.iter(|| ours(black_box(logits), classes, black_box(labels), &mut *grad))
+            })
         });
         let mut kernels = vec![("naive", naive)];
         kernels.extend_from_slice(limits);
@@ -136,8 +145,13 @@ fn mse(c: &mut Criterion) {
         let (pred, target) = data::regression(n);
         let mut grad = data::output(n);
         let fwd = |a: &[f32], b: &[f32], _: &mut [f32]| SquaredError::new().loss(a, b).unwrap();
-        let fwd_grad = |a: &[f32], b: &[f32], g: &mut [f32]| SquaredError::new().loss_grad(a, b, g).unwrap();
-        support::check("mse", fwd(&pred, &target, &mut []), naive::exact::mse(&pred, &target));
+        let fwd_grad =
+            |a: &[f32], b: &[f32], g: &mut [f32]| SquaredError::new().loss_grad(a, b, g).unwrap();
+        support::check(
+            "mse",
+            fwd(&pred, &target, &mut []),
+            naive::exact::mse(&pred, &target),
+        );
         elementwise_group(
             c,
             &format!("mse_{n}_fwd"),
@@ -161,18 +175,29 @@ fn bce_logits(c: &mut Criterion) {
     for n in [1_usize << 16, 1 << 24] {
         let (x, y) = data::logits_binary(n);
         let mut grad = data::output(n);
-        let fwd = |a: &[f32], b: &[f32], _: &mut [f32]| BinaryCrossEntropyWithLogits::new().loss(a, b).unwrap();
-        let fwd_grad = |a: &[f32], b: &[f32], g: &mut [f32]| {
-            BinaryCrossEntropyWithLogits::new().loss_grad(a, b, g).unwrap()
+        let fwd = |a: &[f32], b: &[f32], _: &mut [f32]| {
+            BinaryCrossEntropyWithLogits::new().loss(a, b).unwrap()
         };
-        support::check("bce_logits", fwd(&x, &y, &mut []), naive::exact::bce_logits(&x, &y));
+        let fwd_grad = |a: &[f32], b: &[f32], g: &mut [f32]| {
+            BinaryCrossEntropyWithLogits::new()
+                .loss_grad(a, b, g)
+                .unwrap()
+        };
+        support::check(
+            "bce_logits",
+            fwd(&x, &y, &mut []),
+            naive::exact::bce_logits(&x, &y),
+        );
         elementwise_group(
             c,
             &format!("bce_logits_{n}_fwd"),
             (&x, &y, &mut []),
             &fwd,
             naive::bce_logits_fwd,
-            &[("limit_bw", reference::read2), ("limit_exp", reference::exp2)],
+            &[
+                ("limit_bw", reference::read2),
+                ("limit_exp", reference::exp2),
+            ],
         );
         elementwise_group(
             c,
@@ -180,7 +205,10 @@ fn bce_logits(c: &mut Criterion) {
             (&x, &y, &mut grad),
             &fwd_grad,
             naive::bce_logits_fwd_grad,
-            &[("limit_bw", reference::read2_write1), ("limit_exp", reference::exp2)],
+            &[
+                ("limit_bw", reference::read2_write1),
+                ("limit_exp", reference::exp2),
+            ],
         );
     }
 }
@@ -189,14 +217,21 @@ fn bce_probs(c: &mut Criterion) {
     let n = 1_usize << 24;
     let (p, y) = data::probs_binary(n);
     let fwd = |a: &[f32], b: &[f32], _: &mut [f32]| BinaryCrossEntropy::new().loss(a, b).unwrap();
-    support::check("bce_probs", fwd(&p, &y, &mut []), naive::exact::bce_probs(&p, &y));
+    support::check(
+        "bce_probs",
+        fwd(&p, &y, &mut []),
+        naive::exact::bce_probs(&p, &y),
+    );
     elementwise_group(
         c,
         &format!("bce_probs_{n}_fwd"),
         (&p, &y, &mut []),
         &fwd,
         naive::bce_probs_fwd,
-        &[("limit_bw", reference::read2), ("limit_exp", reference::exp2)],
+        &[
+            ("limit_bw", reference::read2),
+            ("limit_exp", reference::exp2),
+        ],
     );
 }
 
@@ -204,14 +239,25 @@ fn ce_sparse(c: &mut Criterion) {
     for (rows, classes) in [(4096_usize, 1000_usize), (256, 131_072)] {
         let (logits, labels) = data::classification(rows, classes);
         let mut grad = data::output(rows * classes);
-        let fwd = |x: &[f32], c: usize, y: &[u32], _: &mut [f32]| CrossEntropy::new().loss(x, c, y).unwrap();
-        let fwd_grad = |x: &[f32], c: usize, y: &[u32], g: &mut [f32]| CrossEntropy::new().loss_grad(x, c, y, g).unwrap();
+        let fwd = |x: &[f32], c: usize, y: &[u32], _: &mut [f32]| {
+            CrossEntropy::new().loss(x, c, y).unwrap()
+        };
+        let fwd_grad = |x: &[f32], c: usize, y: &[u32], g: &mut [f32]| {
+            CrossEntropy::new().loss_grad(x, c, y, g).unwrap()
+        };
         support::check(
             "ce_sparse",
             fwd(&logits, classes, &labels, &mut []),
             naive::exact::ce(&logits, classes, &labels),
         );
-        ce_groups(c, rows, classes, (&logits, &labels, &mut grad), &fwd, &fwd_grad);
+        ce_groups(
+            c,
+            rows,
+            classes,
+            (&logits, &labels, &mut grad),
+            &fwd,
+            &fwd_grad,
+        );
     }
 }
 
@@ -230,7 +276,10 @@ fn ce_groups(
         (logits, classes, labels, &mut []),
         fwd,
         naive::ce_fwd,
-        &[("limit_bw", reference::read1_rows), ("limit_exp", reference::exp1_rows)],
+        &[
+            ("limit_bw", reference::read1_rows),
+            ("limit_exp", reference::exp1_rows),
+        ],
     );
     rows_group(
         c,
@@ -238,7 +287,10 @@ fn ce_groups(
         (logits, classes, labels, grad),
         fwd_grad,
         naive::ce_fwd_grad,
-        &[("limit_bw", reference::read1_write1_rows), ("limit_exp", reference::exp1_rows)],
+        &[
+            ("limit_bw", reference::read1_write1_rows),
+            ("limit_exp", reference::exp1_rows),
+        ],
     );
 }
 
@@ -251,7 +303,11 @@ fn config() -> Criterion {
         "loss-kernels backend: {:?} (available {:?}); reference kernels: {}",
         Backend::detected(),
         Backend::available(),
-        if reference::uses_avx512() { "AVX-512" } else { "portable loops" }
+        if reference::uses_avx512() {
+            "AVX-512"
+        } else {
+            "portable loops"
+        }
     );
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))

@@ -20,8 +20,12 @@ mod support;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
-use loss_kernels::{Backend, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, SquaredError};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
+use loss_kernels::{
+    Backend, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, SquaredError,
+};
 use support::{data, pool, reference};
 
 const SMALL: [usize; 3] = [16, 256, 1024];
@@ -40,7 +44,11 @@ fn small_elementwise(
     let mut group = c.benchmark_group(name);
     for n in SMALL {
         let (a, b) = inputs(n);
-        let mut grad = if with_grad { data::output(n) } else { Vec::new() };
+        let mut grad = if with_grad {
+            data::output(n)
+        } else {
+            Vec::new()
+        };
         let grad = grad.as_mut_slice();
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::new("public", n), |bench| {
@@ -58,20 +66,27 @@ fn small_ce(c: &mut Criterion, name: &str, with_grad: bool) {
         if g.is_empty() {
             CrossEntropy::new().loss(x, SMALL_CLASSES, y).unwrap()
         } else {
-            CrossEntropy::new().loss_grad(x, SMALL_CLASSES, y, g).unwrap()
+            CrossEntropy::new()
+                .loss_grad(x, SMALL_CLASSES, y, g)
+                .unwrap()
         }
     };
     let mut group = c.benchmark_group(name);
     for n in SMALL {
         let (logits, labels) = data::classification(n / SMALL_CLASSES, SMALL_CLASSES);
-        let mut grad = if with_grad { data::output(n) } else { Vec::new() };
+        let mut grad = if with_grad {
+            data::output(n)
+        } else {
+            Vec::new()
+        };
         let grad = grad.as_mut_slice();
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::new("public", n), |bench| {
             bench.iter(|| call(black_box(&logits), black_box(&labels), &mut *grad))
         });
         group.bench_function(BenchmarkId::new("serial", n), |bench| {
-            pool(1).install(|| bench.iter(|| call(black_box(&logits), black_box(&labels), &mut *grad)))
+            pool(1)
+                .install(|| bench.iter(|| call(black_box(&logits), black_box(&labels), &mut *grad)))
         });
     }
     group.finish();
@@ -103,7 +118,11 @@ fn small(c: &mut Criterion) {
         c,
         "small_bce_logits_fwd_grad",
         data::logits_binary,
-        |a, b, g| BinaryCrossEntropyWithLogits::new().loss_grad(a, b, g).unwrap(),
+        |a, b, g| {
+            BinaryCrossEntropyWithLogits::new()
+                .loss_grad(a, b, g)
+                .unwrap()
+        },
         true,
     );
     small_elementwise(
@@ -118,7 +137,10 @@ fn small(c: &mut Criterion) {
 }
 
 /// Flat sampling with 10 samples for inputs past the L2 cache.
-fn sampling(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, elements: usize) {
+fn sampling(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    elements: usize,
+) {
     if elements >= 1 << 20 {
         group.sampling_mode(SamplingMode::Flat).sample_size(10);
     } else {
@@ -134,10 +156,18 @@ fn sweep_mse(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         sampling(&mut group, n);
         group.bench_function(BenchmarkId::new("ours", n), |bench| {
-            pool(1).install(|| bench.iter(|| SquaredError::new().loss(black_box(&pred), black_box(&target)).unwrap()))
+            pool(1).install(|| {
+                bench.iter(|| {
+                    SquaredError::new()
+                        .loss(black_box(&pred), black_box(&target))
+                        .unwrap()
+                })
+            })
         });
         group.bench_function(BenchmarkId::new("limit_bw", n), |bench| {
-            pool(1).install(|| bench.iter(|| reference::read2(black_box(&pred), black_box(&target), &mut [], 0.0)))
+            pool(1).install(|| {
+                bench.iter(|| reference::read2(black_box(&pred), black_box(&target), &mut [], 0.0))
+            })
         });
     }
     group.finish();
@@ -152,7 +182,11 @@ fn sweep_ce(c: &mut Criterion) {
         sampling(&mut group, rows * classes);
         group.bench_function(BenchmarkId::new("ours", classes), |bench| {
             pool(1).install(|| {
-                bench.iter(|| CrossEntropy::new().loss(black_box(&logits), classes, black_box(&labels)).unwrap())
+                bench.iter(|| {
+                    CrossEntropy::new()
+                        .loss(black_box(&logits), classes, black_box(&labels))
+                        .unwrap()
+                })
             })
         });
         for (fname, kernel) in [
@@ -160,7 +194,17 @@ fn sweep_ce(c: &mut Criterion) {
             ("limit_exp", reference::exp1_rows),
         ] {
             group.bench_function(BenchmarkId::new(fname, classes), |bench| {
-                pool(1).install(|| bench.iter(|| kernel(black_box(&logits), classes, black_box(&labels), &mut [], 0.0)))
+                pool(1).install(|| {
+                    bench.iter(|| {
+                        kernel(
+                            black_box(&logits),
+                            classes,
+                            black_box(&labels),
+                            &mut [],
+                            0.0,
+                        )
+                    })
+                })
             });
         }
     }
@@ -201,7 +245,12 @@ fn backends(c: &mut Criterion) {
     for &b in &available {
         let bce = BinaryCrossEntropyWithLogits::new().backend(b);
         group.bench_function(format!("{b:?}"), |bench| {
-            one.install(|| bench.iter(|| bce.loss_grad(black_box(&x), black_box(&y), &mut grad).unwrap()))
+            one.install(|| {
+                bench.iter(|| {
+                    bce.loss_grad(black_box(&x), black_box(&y), &mut grad)
+                        .unwrap()
+                })
+            })
         });
     }
     group.finish();
@@ -215,7 +264,10 @@ fn backends(c: &mut Criterion) {
         let ce = CrossEntropy::new().backend(b);
         group.bench_function(format!("{b:?}"), |bench| {
             one.install(|| {
-                bench.iter(|| ce.loss_grad(black_box(&logits), classes, black_box(&labels), &mut grad).unwrap())
+                bench.iter(|| {
+                    ce.loss_grad(black_box(&logits), classes, black_box(&labels), &mut grad)
+                        .unwrap()
+                })
             })
         });
     }

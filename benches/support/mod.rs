@@ -104,7 +104,9 @@ pub mod data {
     pub fn classification(rows: usize, classes: usize) -> (Vec<f32>, Vec<u32>) {
         let mut rng = Rng::new(0x5eed_0003 ^ (rows as u64) << 32 ^ classes as u64);
         let logits = rng.normals(rows * classes, 2.0);
-        let labels = (0..rows).map(|_| rng.below(classes as u64) as u32).collect();
+        let labels = (0..rows)
+            .map(|_| rng.below(classes as u64) as u32)
+            .collect();
         (logits, labels)
     }
 
@@ -129,7 +131,13 @@ pub type Rows = fn(&[f32], usize, &[u32], &mut [f32], f32) -> f32;
 /// Runs `kernel` over two halves of the input with `rayon::join` (in the
 /// current pool) and adds the halves' sums. The cut is a multiple of 64
 /// elements, so both halves start at the same cache-line offset.
-pub fn elementwise_halves(kernel: Elementwise, a: &[f32], b: &[f32], grad: &mut [f32], scale: f32) -> f32 {
+pub fn elementwise_halves(
+    kernel: Elementwise,
+    a: &[f32],
+    b: &[f32],
+    grad: &mut [f32],
+    scale: f32,
+) -> f32 {
     let mid = (a.len() / 2) & !63;
     let (a0, a1) = a.split_at(mid);
     let (b0, b1) = b.split_at(mid);
@@ -139,7 +147,14 @@ pub fn elementwise_halves(kernel: Elementwise, a: &[f32], b: &[f32], grad: &mut 
 }
 
 /// Runs a cross-entropy `kernel` over the two halves of the rows.
-pub fn rows_halves(kernel: Rows, logits: &[f32], classes: usize, labels: &[u32], grad: &mut [f32], scale: f32) -> f32 {
+pub fn rows_halves(
+    kernel: Rows,
+    logits: &[f32],
+    classes: usize,
+    labels: &[u32],
+    grad: &mut [f32],
+    scale: f32,
+) -> f32 {
     let mid_rows = labels.len() / 2;
     let mid = mid_rows * classes;
     let (x0, x1) = logits.split_at(mid);
@@ -163,6 +178,8 @@ pub fn check(what: &str, ours: f32, want: f64) {
     let d = rel_diff(f64::from(ours), want);
     // NaN-safe: a NaN difference warns too.
     if d.is_nan() || d >= 1e-3 {
-        eprintln!("WARNING {what}: ours = {ours}, f64 value = {want} (relative difference {d:.2e})");
+        eprintln!(
+            "WARNING {what}: ours = {ours}, f64 value = {want} (relative difference {d:.2e})"
+        );
     }
 }

@@ -8,7 +8,10 @@
 
 /// Squared error, loss: `Σ (p - t)²`.
 pub fn mse_fwd(pred: &[f32], target: &[f32], _grad: &mut [f32], _scale: f32) -> f32 {
-    pred.iter().zip(target).map(|(&p, &t)| (p - t) * (p - t)).sum()
+    pred.iter()
+        .zip(target)
+        .map(|(&p, &t)| (p - t) * (p - t))
+        .sum()
 }
 
 /// Squared error, loss and gradient `2 (p - t) / n`.
@@ -54,7 +57,13 @@ pub fn bce_probs_fwd(p: &[f32], y: &[f32], _grad: &mut [f32], _scale: f32) -> f3
 
 /// Softmax cross entropy, loss: per row, the max, the sum of exps, then
 /// `max + ln(sum) - x[label]`.
-pub fn ce_fwd(logits: &[f32], classes: usize, labels: &[u32], _grad: &mut [f32], _scale: f32) -> f32 {
+pub fn ce_fwd(
+    logits: &[f32],
+    classes: usize,
+    labels: &[u32],
+    _grad: &mut [f32],
+    _scale: f32,
+) -> f32 {
     logits
         .chunks_exact(classes)
         .zip(labels)
@@ -67,9 +76,19 @@ pub fn ce_fwd(logits: &[f32], classes: usize, labels: &[u32], _grad: &mut [f32],
 }
 
 /// Softmax cross entropy, loss and gradient `(softmax - one_hot) / rows`.
-pub fn ce_fwd_grad(logits: &[f32], classes: usize, labels: &[u32], grad: &mut [f32], scale: f32) -> f32 {
+pub fn ce_fwd_grad(
+    logits: &[f32],
+    classes: usize,
+    labels: &[u32],
+    grad: &mut [f32],
+    scale: f32,
+) -> f32 {
     let mut total = 0.0;
-    for ((row, g), &label) in logits.chunks_exact(classes).zip(grad.chunks_exact_mut(classes)).zip(labels) {
+    for ((row, g), &label) in logits
+        .chunks_exact(classes)
+        .zip(grad.chunks_exact_mut(classes))
+        .zip(labels)
+    {
         let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
         let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
         for (gi, &v) in g.iter_mut().zip(row) {
@@ -85,7 +104,11 @@ pub fn ce_fwd_grad(logits: &[f32], classes: usize, labels: &[u32], grad: &mut [f
 /// compare our kernel against (not timed).
 pub mod exact {
     pub fn mse(pred: &[f32], target: &[f32]) -> f64 {
-        let s: f64 = pred.iter().zip(target).map(|(&p, &t)| (f64::from(p) - f64::from(t)).powi(2)).sum();
+        let s: f64 = pred
+            .iter()
+            .zip(target)
+            .map(|(&p, &t)| (f64::from(p) - f64::from(t)).powi(2))
+            .sum();
         s / pred.len() as f64
     }
 
@@ -118,7 +141,9 @@ pub mod exact {
             .chunks_exact(classes)
             .zip(labels)
             .map(|(row, &label)| {
-                let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+                let max = row
+                    .iter()
+                    .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
                 let sum: f64 = row.iter().map(|&v| (f64::from(v) - max).exp()).sum();
                 max + sum.ln() - f64::from(row[label as usize])
             })

@@ -89,12 +89,24 @@ pub fn read2_write1(a: &[f32], b: &[f32], grad: &mut [f32], _scale: f32) -> f32 
 }
 
 /// Reads the logits and the labels once.
-pub fn read1_rows(logits: &[f32], _classes: usize, labels: &[u32], _grad: &mut [f32], _scale: f32) -> f32 {
+pub fn read1_rows(
+    logits: &[f32],
+    _classes: usize,
+    labels: &[u32],
+    _grad: &mut [f32],
+    _scale: f32,
+) -> f32 {
     label_sum(labels) + read1(logits)
 }
 
 /// Reads the logits and the labels once and writes `grad = logits * scale`.
-pub fn read1_write1_rows(logits: &[f32], _classes: usize, labels: &[u32], grad: &mut [f32], scale: f32) -> f32 {
+pub fn read1_write1_rows(
+    logits: &[f32],
+    _classes: usize,
+    labels: &[u32],
+    grad: &mut [f32],
+    scale: f32,
+) -> f32 {
     let stream = grad.len() * 4 >= STREAM_MIN_BYTES;
     let l = label_sum(labels);
     #[cfg(target_arch = "x86_64")]
@@ -121,7 +133,13 @@ pub fn exp2(a: &[f32], _b: &[f32], _grad: &mut [f32], _scale: f32) -> f32 {
 
 /// One polynomial `exp` for each of `logits.len()` elements taken from an
 /// in-cache window of the logits, summed.
-pub fn exp1_rows(logits: &[f32], _classes: usize, _labels: &[u32], _grad: &mut [f32], _scale: f32) -> f32 {
+pub fn exp1_rows(
+    logits: &[f32],
+    _classes: usize,
+    _labels: &[u32],
+    _grad: &mut [f32],
+    _scale: f32,
+) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if uses_avx512() {
         // SAFETY: AVX-512F checked just above.
@@ -159,7 +177,11 @@ mod avx512 {
     #[inline]
     fn head_len(ptr: *const f32, n: usize) -> usize {
         let misalign = (ptr as usize) & 63;
-        let head = if misalign == 0 { 0 } else { (64 - misalign) / 4 };
+        let head = if misalign == 0 {
+            0
+        } else {
+            (64 - misalign) / 4
+        };
         head.min(n)
     }
 
@@ -171,16 +193,34 @@ mod avx512 {
         let m = first(head);
         // SAFETY: masked loads read only the lanes set in `m`, the first
         // `head <= n` elements of both slices.
-        let mut acc0 = unsafe { _mm512_mul_ps(_mm512_maskz_loadu_ps(m, pa), _mm512_maskz_loadu_ps(m, pb)) };
-        let (mut acc1, mut acc2, mut acc3) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut acc0 =
+            unsafe { _mm512_mul_ps(_mm512_maskz_loadu_ps(m, pa), _mm512_maskz_loadu_ps(m, pb)) };
+        let (mut acc1, mut acc2, mut acc3) = (
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+        );
         let mut i = head;
         while i + 64 <= n {
             // SAFETY: `i + 64 <= n`, and `n` is at most the length of both slices.
             unsafe {
-                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
-                acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 16)), _mm512_loadu_ps(pb.add(i + 16)), acc1);
-                acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 32)), _mm512_loadu_ps(pb.add(i + 32)), acc2);
-                acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 48)), _mm512_loadu_ps(pb.add(i + 48)), acc3);
+                acc0 =
+                    _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+                acc1 = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i + 16)),
+                    _mm512_loadu_ps(pb.add(i + 16)),
+                    acc1,
+                );
+                acc2 = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i + 32)),
+                    _mm512_loadu_ps(pb.add(i + 32)),
+                    acc2,
+                );
+                acc3 = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i + 48)),
+                    _mm512_loadu_ps(pb.add(i + 48)),
+                    acc3,
+                );
             }
             i += 64;
         }
@@ -188,11 +228,18 @@ mod avx512 {
             let m = first(n - i);
             // SAFETY: masked loads read only lanes `i..min(i + 16, n)`.
             unsafe {
-                acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), _mm512_maskz_loadu_ps(m, pb.add(i)), acc0);
+                acc0 = _mm512_fmadd_ps(
+                    _mm512_maskz_loadu_ps(m, pa.add(i)),
+                    _mm512_maskz_loadu_ps(m, pb.add(i)),
+                    acc0,
+                );
             }
             i += 16;
         }
-        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)))
+        _mm512_reduce_add_ps(_mm512_add_ps(
+            _mm512_add_ps(acc0, acc1),
+            _mm512_add_ps(acc2, acc3),
+        ))
     }
 
     #[target_feature(enable = "avx512f")]
@@ -202,7 +249,11 @@ mod avx512 {
         let head = head_len(pa, n);
         // SAFETY: the masked load reads only the first `head <= n` elements.
         let mut acc0 = unsafe { _mm512_maskz_loadu_ps(first(head), pa) };
-        let (mut acc1, mut acc2, mut acc3) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+        let (mut acc1, mut acc2, mut acc3) = (
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+        );
         let mut i = head;
         while i + 64 <= n {
             // SAFETY: `i + 64 <= n = a.len()`.
@@ -219,7 +270,10 @@ mod avx512 {
             unsafe { acc0 = _mm512_add_ps(_mm512_maskz_loadu_ps(first(n - i), pa.add(i)), acc0) };
             i += 16;
         }
-        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)))
+        _mm512_reduce_add_ps(_mm512_add_ps(
+            _mm512_add_ps(acc0, acc1),
+            _mm512_add_ps(acc2, acc3),
+        ))
     }
 
     /// `g = a - b`; aligned on `g`, streaming stores if `stream`.
@@ -242,9 +296,18 @@ mod avx512 {
             // advances by 64 floats), as the streaming store requires.
             unsafe {
                 let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
-                let d1 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 16)), _mm512_loadu_ps(pb.add(i + 16)));
-                let d2 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 32)), _mm512_loadu_ps(pb.add(i + 32)));
-                let d3 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 48)), _mm512_loadu_ps(pb.add(i + 48)));
+                let d1 = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + 16)),
+                    _mm512_loadu_ps(pb.add(i + 16)),
+                );
+                let d2 = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + 32)),
+                    _mm512_loadu_ps(pb.add(i + 32)),
+                );
+                let d3 = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + 48)),
+                    _mm512_loadu_ps(pb.add(i + 48)),
+                );
                 if stream {
                     _mm512_stream_ps(pg.add(i), d0);
                     _mm512_stream_ps(pg.add(i + 16), d1);
@@ -263,7 +326,10 @@ mod avx512 {
             let m = first(n - i);
             // SAFETY: masked loads and store touch only lanes `i..min(i + 16, n)`.
             unsafe {
-                let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), _mm512_maskz_loadu_ps(m, pb.add(i)));
+                let d = _mm512_sub_ps(
+                    _mm512_maskz_loadu_ps(m, pa.add(i)),
+                    _mm512_maskz_loadu_ps(m, pb.add(i)),
+                );
                 _mm512_mask_storeu_ps(pg.add(i), m, d);
             }
             i += 16;
@@ -310,7 +376,13 @@ mod avx512 {
         while i < n {
             let m = first(n - i);
             // SAFETY: the masked load and store touch only lanes `i..min(i + 16, n)`.
-            unsafe { _mm512_mask_storeu_ps(pg.add(i), m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), vs)) };
+            unsafe {
+                _mm512_mask_storeu_ps(
+                    pg.add(i),
+                    m,
+                    _mm512_mul_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), vs),
+                )
+            };
             i += 16;
         }
         if stream {
@@ -326,7 +398,10 @@ mod avx512 {
     fn exp16(x: __m512) -> __m512 {
         const LN2_HI: f32 = 0.693_359_4; // 0x3f318000: exact product with small n
         const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
-        let n = _mm512_roundscale_ps::<0x08>(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)));
+        let n = _mm512_roundscale_ps::<0x08>(_mm512_mul_ps(
+            x,
+            _mm512_set1_ps(std::f32::consts::LOG2_E),
+        ));
         let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
         let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
         let mut p = _mm512_set1_ps(1.0 / 720.0);
@@ -355,8 +430,12 @@ mod avx512 {
     pub fn exp_sum<const K: usize>(a: &[f32]) -> f32 {
         let n = a.len();
         let pa = a.as_ptr();
-        let (mut acc0, mut acc1, mut acc2, mut acc3) =
-            (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+        let (mut acc0, mut acc1, mut acc2, mut acc3) = (
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+        );
         let mut i = 0;
         while i + 64 <= n {
             // SAFETY: `i + 64 <= n = a.len()`.
@@ -381,7 +460,10 @@ mod avx512 {
             acc0 = _mm512_mask_add_ps(acc0, m, acc0, exps::<K>(x));
             i += 16;
         }
-        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)))
+        _mm512_reduce_add_ps(_mm512_add_ps(
+            _mm512_add_ps(acc0, acc1),
+            _mm512_add_ps(acc2, acc3),
+        ))
     }
 }
 
@@ -391,7 +473,12 @@ mod fallback {
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         let mut acc = [0.0_f32; 16];
         let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-        let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+        let tail: f32 = ca
+            .remainder()
+            .iter()
+            .zip(cb.remainder())
+            .map(|(x, y)| x * y)
+            .sum();
         for (x, y) in ca.zip(cb) {
             for l in 0..16 {
                 acc[l] += x[l] * y[l];
@@ -427,7 +514,9 @@ mod fallback {
     fn exp(x: f32) -> f32 {
         let n = (x * std::f32::consts::LOG2_E).round().clamp(-126.0, 127.0);
         let r = x - n * std::f32::consts::LN_2;
-        let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
+        let p = 1.0
+            + r * (1.0
+                + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
         p * f32::from_bits(((n as i32 + 127) as u32) << 23)
     }
 
