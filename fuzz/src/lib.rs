@@ -1,0 +1,71 @@
+//! Differential fuzzing harness of `loss-kernels`.
+//!
+//! Each fuzz target (`fuzz_targets/*.rs`) is one line calling a function of
+//! [`targets`]. The harness decodes the fuzzer's bytes into a case (shapes,
+//! options, labels, a forced backend, `f32` or `f64` values with arbitrary
+//! bit patterns; see [`gen`]), calls every method of the family, and
+//! asserts ([`check`], [`tol`]):
+//!
+//! - no panic (a panic is what libFuzzer reports; ASan reports memory
+//!   errors, libFuzzer's `-timeout` hangs);
+//! - `Err` exactly when the `f64` oracle (`loss_kernels::reference`) rejects
+//!   the input, or the forced backend is unavailable, or the output buffer
+//!   has the wrong length, and then one of those errors;
+//! - on `Ok`, agreement with the oracle within the tolerance of [`tol`], and
+//!   the same NaN / ±inf class;
+//! - inputs unchanged; nothing written around the output buffers (canaries);
+//!   output buffers untouched by an error (except BCE's in-pass
+//!   probability check, documented as leaving them unspecified).
+//!
+//! The decoder reads no length prefix: a case is a pure function of the
+//! bytes, and bytes beyond the input are generated (see [`bytes`]).
+
+pub mod bytes;
+pub mod ce;
+pub mod check;
+pub mod elem;
+pub mod elementwise;
+pub mod gen;
+pub mod known;
+pub mod prims;
+pub mod tol;
+
+/// One entry point per fuzz target.
+pub mod targets {
+    use crate::elementwise::{self, Family};
+
+    /// `SquaredError`: `loss`, `loss_grad`, `per_element`, `partial`.
+    pub fn squared_error(data: &[u8]) {
+        elementwise::fuzz(Family::SquaredError, data);
+    }
+
+    /// `BinaryCrossEntropy` (probabilities, with weights).
+    pub fn bce(data: &[u8]) {
+        elementwise::fuzz(Family::Bce, data);
+    }
+
+    /// `BinaryCrossEntropyWithLogits` (with weights and `pos_weight`).
+    pub fn bce_logits(data: &[u8]) {
+        elementwise::fuzz(Family::BceLogits, data);
+    }
+
+    /// `CrossEntropy` with integer labels of every label type.
+    pub fn ce_labels(data: &[u8]) {
+        crate::ce::fuzz(data, false);
+    }
+
+    /// `CrossEntropy` with dense probability targets (`*_dense`).
+    pub fn ce_dense(data: &[u8]) {
+        crate::ce::fuzz(data, true);
+    }
+
+    /// `Softmax::{log_sum_exp, log_softmax, softmax}` and the free functions.
+    pub fn primitives(data: &[u8]) {
+        crate::prims::fuzz_primitives(data);
+    }
+
+    /// `LogSumExp::{of, merge, value, EMPTY}`.
+    pub fn lse_merge(data: &[u8]) {
+        crate::prims::fuzz_merge(data);
+    }
+}
