@@ -1,0 +1,110 @@
+//! Regression tests for the bugs the fuzz targets (`fuzz/`) found: each
+//! test is the minimized input of one finding, with the value the oracle
+//! (`loss_kernels::reference`, PyTorch semantics) gives.
+
+use loss_kernels::reference::{self, CrossEntropyOptions};
+use loss_kernels::{
+    BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, Reduction, SquaredError,
+};
+
+/// Every backend this CPU runs, plus `Auto`.
+fn backends() -> Vec<loss_kernels::Backend> {
+    let mut v = loss_kernels::Backend::available();
+    v.push(loss_kernels::Backend::Auto);
+    v
+}
+
+/// Finding 1: with `Reduction::DivideBy(d)` and `1/d` beyond `f32::MAX`
+/// (any `d < 2.9e-39`, which validation accepts: finite and > 0), the `f32`
+/// gradient scale rounds to `inf`, so a zero gradient element becomes NaN
+/// (`0 · inf`) and a finite one `±inf`. The scale must be applied without
+/// overflowing (e.g. in `f64`, or as `x / d`).
+#[test]
+fn f32_gradient_with_tiny_divide_by_is_not_nan() {
+    let tiny = Reduction::DivideBy(1e-40);
+    for b in backends() {
+        // MSE: grad = 2 (x - y) / d = [0, 2e-39 / 1e-40 = 20].
+        let mut g = [0.0_f32; 2];
+        SquaredError::new().reduction(tiny).backend(b).loss_grad(&[1.0_f32, 1e-39], &[1.0, 0.0], &mut g).unwrap();
+        assert_eq!(g[0], 0.0, "{b:?} MSE grad of x == y: {g:?}");
+        assert!((g[1] - 20.0).abs() < 1e-3, "{b:?} MSE grad: {g:?}, expected [0, 20]");
+
+        // BCE at p == y: the gradient is 0.
+        let mut g = [0.0_f32; 1];
+        BinaryCrossEntropy::new().reduction(tiny).backend(b).loss_grad(&[0.5_f32], &[0.5], &mut g).unwrap();
+        assert_eq!(g[0], 0.0, "{b:?} BCE grad at p == y: {g:?}");
+
+        // BCE with logits at sigmoid(x) == y: the gradient is 0.
+        BinaryCrossEntropyWithLogits::new().reduction(tiny).backend(b).loss_grad(&[0.0_f32], &[0.5], &mut g).unwrap();
+        assert_eq!(g[0], 0.0, "{b:?} BCE-with-logits grad at sigmoid(x) == y: {g:?}");
+
+        // CE: a masked class has softmax 0, hence gradient 0.
+        let mut g = [0.0_f32; 2];
+        CrossEntropy::new().reduction(tiny).backend(b).loss_grad(&[0.0_f32, f32::NEG_INFINITY], 2, &[0_u32], &mut g).unwrap();
+        let want = reference::cross_entropy(
+            &[0.0, f64::NEG_INFINITY],
+            2,
+            &[0],
+            &CrossEntropyOptions { reduction: tiny, ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(want.grad, vec![0.0, 0.0]);
+        assert_eq!(g, [0.0, 0.0], "{b:?} CE grad of a masked class");
+    }
+}
+
+/// Finding 2: cross entropy with labels checks the labels before the
+/// reduction, so an invalid `Reduction::DivideBy` together with an
+/// out-of-range label reports the label. The contract order (DESIGN.md,
+/// `reference` docs: shapes, options, reduction, then values) and the
+/// oracle report the option.
+#[test]
+fn ce_option_errors_come_before_label_errors() {
+    let bad = Reduction::DivideBy(-1.0);
+    let want = reference::cross_entropy(
+        &[0.0],
+        1,
+        &[5],
+        &CrossEntropyOptions { reduction: bad, ..Default::default() },
+    )
+    .unwrap_err();
+    assert!(matches!(want, loss_kernels::LossError::InvalidOption { option: "reduction", .. }));
+    let got = CrossEntropy::<f32>::new().reduction(bad).loss(&[0.0_f32], 1, &[5_u32]).unwrap_err();
+    assert_eq!(got, want);
+}
+
+/// Finding 3: dense cross entropy forms the products `w_c t_c z_c` in the
+/// element type and the row loss as `lse · Σ w t - Σ w t z`, a difference
+/// of two large numbers: a one-class row (loss exactly 0) gets a non-zero
+/// loss, and a confidently correct weighted one-hot row gets a *negative*
+/// loss instead of the sparse path's accurate 7.3e-10. The seed's identity
+/// "dense CE with one-hot targets equals sparse CE" fails.
+#[test]
+fn dense_ce_products_keep_accuracy() {
+    // One class: log_softmax is 0, so the loss is 0 whatever the weight.
+    let w = [704.213_87_f32];
+    let loss = CrossEntropy::new()
+        .class_weights(&w)
+        .reduction(Reduction::Sum)
+        .loss_dense(&[-0.772_705_1_f32, 0.529_968_26, -0.386_779_8], 1, &[1.0, 1.0, 1.0])
+        .unwrap();
+    assert!(loss.abs() < 1e-12, "one-class rows: loss {loss:e}, expected 0");
+
+    // A confidently correct row with class weights, dense one-hot vs labels.
+    let w3 = [0.3_f32, 1.0, 1.0];
+    let x = [20.3_f32, 0.1, -0.7];
+    let ce = CrossEntropy::new().class_weights(&w3).reduction(Reduction::Sum);
+    let sparse = ce.loss(&x, 3, &[0_u32]).unwrap();
+    let dense = ce.loss_dense(&x, 3, &[1.0, 0.0, 0.0]).unwrap();
+    let want = reference::cross_entropy_dense(
+        &x.map(f64::from),
+        3,
+        &[1.0, 0.0, 0.0],
+        &CrossEntropyOptions { class_weights: Some(&w3.map(f64::from)), reduction: Reduction::Sum, ..Default::default() },
+    )
+    .unwrap()
+    .loss;
+    assert!((f64::from(sparse) - want).abs() <= 1e-5 * want, "sparse {sparse:e} vs oracle {want:e}");
+    assert!(dense >= 0.0, "dense loss is negative: {dense:e}");
+    assert!((f64::from(dense) - want).abs() <= 1e-4 * want, "dense {dense:e} vs oracle {want:e} (sparse {sparse:e})");
+}
