@@ -497,12 +497,10 @@ impl Vector for F64x4 {
             let n1 = _mm256_round_pd::<ROUND_NEAREST>(_mm256_mul_pd(n.0, _mm256_set1_pd(0.5)));
             let n2 = _mm256_sub_pd(n.0, n1);
             let magic = _mm256_set1_pd(6_755_399_441_055_744.0 + 1023.0);
-            let pow2 = |k: __m256d| {
-                _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_castpd_si256(_mm256_add_pd(
-                    k, magic,
-                ))))
-            };
-            Self(_mm256_mul_pd(_mm256_mul_pd(self.0, pow2(n1)), pow2(n2)))
+            let p1 = _mm256_slli_epi64::<52>(_mm256_castpd_si256(_mm256_add_pd(n1, magic)));
+            let p2 = _mm256_slli_epi64::<52>(_mm256_castpd_si256(_mm256_add_pd(n2, magic)));
+            let half = _mm256_mul_pd(self.0, _mm256_castsi256_pd(p1));
+            Self(_mm256_mul_pd(half, _mm256_castsi256_pd(p2)))
         }
     }
     #[inline(always)]

@@ -211,8 +211,9 @@ impl Vector for P32 {
         let n1 = (n.0 * f32x8::splat(0.5)).round_ties_even();
         let n2 = n.0 - n1;
         let magic = f32x8::splat(12_582_912.0 + 127.0); // 1.5·2^23 + bias
-        let pow2 = |k: f32x8| f32x8::from_bits((k + magic).to_bits() << 23);
-        Self(self.0 * pow2(n1) * pow2(n2))
+        let p1 = f32x8::from_bits((n1 + magic).to_bits() << 23);
+        let p2 = f32x8::from_bits((n2 + magic).to_bits() << 23);
+        Self(self.0 * p1 * p2)
     }
     #[inline(always)]
     fn frexp(self) -> (Self, Self) {
@@ -271,8 +272,9 @@ impl Vector for P64 {
         let n1 = (n.0 * f64x4::splat(0.5)).round_ties_even();
         let n2 = n.0 - n1;
         let magic = f64x4::splat(6_755_399_441_055_744.0 + 1023.0); // 1.5·2^52 + bias
-        let pow2 = |k: f64x4| f64x4::from_bits((k + magic).to_bits() << 52);
-        Self(self.0 * pow2(n1) * pow2(n2))
+        let p1 = f64x4::from_bits((n1 + magic).to_bits() << 52);
+        let p2 = f64x4::from_bits((n2 + magic).to_bits() << 52);
+        Self(self.0 * p1 * p2)
     }
     #[inline(always)]
     fn frexp(self) -> (Self, Self) {

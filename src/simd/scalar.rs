@@ -146,10 +146,11 @@ macro_rules! scalar_vector {
                 let n = n.0 as i32;
                 let n1 = n >> 1;
                 let n2 = n - n1;
-                let pow2 = |k: i32| {
-                    <$t>::from_bits((((k as i64 + $bias).clamp(1, 2 * $bias)) as $bits) << $mant)
-                };
-                $name(self.0 * pow2(n1) * pow2(n2))
+                let p1 =
+                    <$t>::from_bits((((n1 as i64 + $bias).clamp(1, 2 * $bias)) as $bits) << $mant);
+                let p2 =
+                    <$t>::from_bits((((n2 as i64 + $bias).clamp(1, 2 * $bias)) as $bits) << $mant);
+                $name(self.0 * p1 * p2)
             }
             #[inline(always)]
             fn frexp(self) -> (Self, Self) {
