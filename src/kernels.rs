@@ -2,13 +2,34 @@
 //! trait ([`crate::simd::Vector`]).
 //!
 //! Every elementwise loss is a term `l(x_i, y_i)` and its derivative
-//! `l'(x_i, y_i)`. The driver [`drive`] walks the slices four vectors at a
-//! time with four independent `f64` accumulators (lanes are widened before
-//! they are added, so an `f32` sum over any length stays within an ulp or
-//! two of the exact sum), then whole vectors, then one partial vector whose
-//! unused lanes are zeroed before they reach the accumulator. Depending on
+//! `l'(x_i, y_i)`. The driver [`drive_lanes`] walks the slices four vectors
+//! at a time with four independent `f64` accumulators, then whole vectors,
+//! then one partial vector (masked loads; its unused lanes are zeroed with
+//! [`Vector::keep_first`] before they reach the accumulator). Depending on
 //! the mode it also stores `l' * scale` (the gradient of the reduced loss)
 //! or `l` (the per-element loss).
+//!
+//! Accuracy of the sum: every vector of terms is widened to `f64` before it
+//! is added, so for `n` terms each accumulator lane adds at most
+//! `n / (4·LANES)` `f64` roundings (relative `2^-53` each): for `n = 2^26`
+//! `f32` terms on AVX-512 that is below `2^-33` relative, far below the
+//! `f32` ulp (`2^-24`). The caller's fixed-shape pairwise tree over leaves
+//! of `2^15` elements keeps it so for any length. What remains is the error
+//! of each `f32` term itself (a rounding or two, of both signs), so the
+//! reduced `f32` loss is within 2 ulp of the `f64` oracle.
+//!
+//! Numerics of the terms (all regrouped so that no term is a difference of
+//! nearly equal numbers, as in [`crate::reference`]):
+//!
+//! - squared error: `(x - y)²`, derivative `2 (x - y)` (the 2 is in `scale`);
+//!   the sum squares the `f32` difference in `f64` ([`drive_squares`]), so
+//!   a term never overflows and carries only the rounding of `x - y`;
+//! - BCE on probabilities: PyTorch's clamp of both logarithms at `-100`; the
+//!   `[0, 1]` check of input and target is folded into the same pass (a bad
+//!   lane makes its term NaN; the caller then finds the first bad index);
+//! - BCE with logits: `|x|·(x < 0 ? pw·y : 1 - y) + lw·ln(1 + e^{-|x|})` and
+//!   `(1 - y)·σ(x) - pw·y·σ(-x)`, with `lw = 1 + (pw - 1) y`, from one `exp`
+//!   and one division ([`math::logistic`]).
 
 use crate::math;
 use crate::simd::{Kernel, Simd, Vector};
@@ -45,9 +66,10 @@ const MODE_LOSS: u8 = 0;
 const MODE_GRAD: u8 = 1;
 const MODE_PER: u8 = 2;
 
-/// Walks `n` elements; `f(i, s)` returns `(l, l')` for the vector starting
-/// at element `i` (a full vector when `i + LANES <= n`, else the partial
-/// vector of the tail, loaded with [`Vector::load_partial`]).
+/// Walks `n` elements; `f(i)` returns `(l, l')` for the vector starting at
+/// element `i` (a full vector when `i + LANES <= n`, else the partial vector
+/// of the tail, e.g. loaded with [`load_at`]).
+#[allow(dead_code)] // The one-argument form, for kernels that load with `load_at`.
 #[inline(always)]
 pub(crate) fn drive<S, V, F>(s: S, n: usize, out: Out<'_, V::Elem>, f: F) -> f64
 where
@@ -55,17 +77,61 @@ where
     V: Vector<Simd = S>,
     F: Fn(usize) -> (V, V),
 {
+    drive_lanes(
+        s,
+        n,
+        out,
+        #[inline(always)]
+        |i, _| f(i),
+    )
+}
+
+/// Like [`drive`], but `f(i, valid)` also gets the number of valid lanes
+/// (`LANES` for a full vector, a compile-time constant in the main loops, so
+/// [`load_n`] compiles to a plain load there and to a masked one in the tail).
+#[inline(always)]
+pub(crate) fn drive_lanes<S, V, F>(s: S, n: usize, out: Out<'_, V::Elem>, f: F) -> f64
+where
+    S: Simd,
+    V: Vector<Simd = S>,
+    F: Fn(usize, usize) -> (V, V),
+{
+    drive_sum::<S, V, F, false>(s, n, out, f)
+}
+
+/// Like [`drive_lanes`], but the sum is of `l'²` (each lane squared in
+/// `f64`, exact and without overflow) instead of `l`: squared error returns
+/// `(d², d)` and sums `d²` from the unrounded `d`.
+#[inline(always)]
+pub(crate) fn drive_squares<S, V, F>(s: S, n: usize, out: Out<'_, V::Elem>, f: F) -> f64
+where
+    S: Simd,
+    V: Vector<Simd = S>,
+    F: Fn(usize, usize) -> (V, V),
+{
+    drive_sum::<S, V, F, true>(s, n, out, f)
+}
+
+#[inline(always)]
+fn drive_sum<S, V, F, const SQUARES: bool>(s: S, n: usize, out: Out<'_, V::Elem>, f: F) -> f64
+where
+    S: Simd,
+    V: Vector<Simd = S>,
+    F: Fn(usize, usize) -> (V, V),
+{
     match out {
-        Out::None => drive_mode::<S, V, F, MODE_LOSS>(s, n, &mut [], <V::Elem as Float>::ONE, f),
-        Out::Grad(g, scale) => drive_mode::<S, V, F, MODE_GRAD>(s, n, g, scale, f),
+        Out::None => {
+            drive_mode::<S, V, F, MODE_LOSS, SQUARES>(s, n, &mut [], <V::Elem as Float>::ONE, f)
+        }
+        Out::Grad(g, scale) => drive_mode::<S, V, F, MODE_GRAD, SQUARES>(s, n, g, scale, f),
         Out::PerElement(o) => {
-            drive_mode::<S, V, F, MODE_PER>(s, n, o, <V::Elem as Float>::ONE, f)
+            drive_mode::<S, V, F, MODE_PER, SQUARES>(s, n, o, <V::Elem as Float>::ONE, f)
         }
     }
 }
 
 #[inline(always)]
-fn drive_mode<S, V, F, const MODE: u8>(
+fn drive_mode<S, V, F, const MODE: u8, const SQUARES: bool>(
     s: S,
     n: usize,
     out: &mut [V::Elem],
@@ -75,41 +141,47 @@ fn drive_mode<S, V, F, const MODE: u8>(
 where
     S: Simd,
     V: Vector<Simd = S>,
-    F: Fn(usize) -> (V, V),
+    F: Fn(usize, usize) -> (V, V),
 {
     let lanes = V::LANES;
+    // One length check up front (the caller sized `out`), so the stores
+    // below need none.
+    let out: &mut [V::Elem] = if MODE == MODE_LOSS {
+        out
+    } else {
+        &mut out[..n]
+    };
     let vscale = V::splat(s, scale);
+    let emit = emit::<V, MODE>;
+    let add = accumulate::<V, SQUARES>;
     let mut acc = [V::acc_zero(s); 4];
     let mut i = 0;
-    let emit = |out: &mut [V::Elem], i: usize, l: V, d: V| {
-        if MODE == MODE_GRAD {
-            d.mul(vscale).store(&mut out[i..]);
-        } else if MODE == MODE_PER {
-            l.store(&mut out[i..]);
-        }
-    };
     while i + 4 * lanes <= n {
-        for (k, a) in acc.iter_mut().enumerate() {
-            let (l, d) = f(i + k * lanes);
-            *a = V::acc_add(*a, l);
-            emit(out, i + k * lanes, l, d);
-        }
+        let (l0, d0) = f(i, lanes);
+        let (l1, d1) = f(i + lanes, lanes);
+        let (l2, d2) = f(i + 2 * lanes, lanes);
+        let (l3, d3) = f(i + 3 * lanes, lanes);
+        acc[0] = add(acc[0], l0, d0);
+        acc[1] = add(acc[1], l1, d1);
+        acc[2] = add(acc[2], l2, d2);
+        acc[3] = add(acc[3], l3, d3);
+        emit(out, i, l0, d0, vscale);
+        emit(out, i + lanes, l1, d1, vscale);
+        emit(out, i + 2 * lanes, l2, d2, vscale);
+        emit(out, i + 3 * lanes, l3, d3, vscale);
         i += 4 * lanes;
     }
     while i + lanes <= n {
-        let (l, d) = f(i);
-        acc[0] = V::acc_add(acc[0], l);
-        emit(out, i, l, d);
+        let (l, d) = f(i, lanes);
+        acc[0] = add(acc[0], l, d);
+        emit(out, i, l, d, vscale);
         i += lanes;
     }
     if i < n {
         let rest = n - i;
-        let (l, d) = f(i);
+        let (l, d) = f(i, rest);
         // Zero the unused lanes before they reach the accumulator.
-        let mut buf = [<V::Elem as Float>::ZERO; 64];
-        l.store(&mut buf[..lanes]);
-        let l_masked = V::load_partial(s, &buf[..rest], <V::Elem as Float>::ZERO);
-        acc[1] = V::acc_add(acc[1], l_masked);
+        acc[1] = add(acc[1], l.keep_first(rest), d.keep_first(rest));
         if MODE == MODE_GRAD {
             d.mul(vscale).store_partial(&mut out[i..]);
         } else if MODE == MODE_PER {
@@ -118,6 +190,26 @@ where
     }
     let a = V::acc_merge(V::acc_merge(acc[0], acc[1]), V::acc_merge(acc[2], acc[3]));
     V::acc_sum(a)
+}
+
+/// Stores what the mode writes for the full vector at `i`.
+#[inline(always)]
+fn emit<V: Vector, const MODE: u8>(out: &mut [V::Elem], i: usize, l: V, d: V, vscale: V) {
+    if MODE == MODE_GRAD {
+        d.mul(vscale).store(&mut out[i..i + V::LANES]);
+    } else if MODE == MODE_PER {
+        l.store(&mut out[i..i + V::LANES]);
+    }
+}
+
+/// Adds `l` (or `d²`, for `SQUARES`) to the accumulator.
+#[inline(always)]
+fn accumulate<V: Vector, const SQUARES: bool>(acc: V::Acc, l: V, d: V) -> V::Acc {
+    if SQUARES {
+        V::acc_add_sq(acc, d)
+    } else {
+        V::acc_add(acc, l)
+    }
 }
 
 /// Loads the vector at `i` of `src` (partial with `fill` past the end).
@@ -131,6 +223,23 @@ pub(crate) fn load_at<V: Vector>(s: V::Simd, src: &[V::Elem], i: usize, fill: V:
     }
 }
 
+/// Loads `valid` elements of `src` at `i`: a full vector when `valid ==
+/// LANES`, else a masked load with `fill` in the other lanes.
+#[inline(always)]
+pub(crate) fn load_n<V: Vector>(
+    s: V::Simd,
+    src: &[V::Elem],
+    i: usize,
+    valid: usize,
+    fill: V::Elem,
+) -> V {
+    if valid >= V::LANES {
+        V::load(s, &src[i..i + V::LANES])
+    } else {
+        V::load_partial(s, &src[i..i + valid], fill)
+    }
+}
+
 /// A per-element input that is either a slice or one value for every element.
 #[derive(Clone, Copy)]
 pub(crate) enum Operand<'a, T> {
@@ -141,10 +250,19 @@ pub(crate) enum Operand<'a, T> {
 }
 
 impl<'a, T: Float> Operand<'a, T> {
+    /// The operand cut to `n` elements (the caller checked the lengths).
     #[inline(always)]
-    fn load<S: Simd>(self, s: S, i: usize) -> T::Vec<S> {
+    fn prefix(self, n: usize) -> Self {
         match self {
-            Operand::Slice(v) => load_at(s, v, i, T::ONE),
+            Operand::Slice(v) => Operand::Slice(&v[..n]),
+            splat => splat,
+        }
+    }
+
+    #[inline(always)]
+    fn load_n<S: Simd>(self, s: S, i: usize, valid: usize) -> T::Vec<S> {
+        match self {
+            Operand::Slice(v) => load_n(s, v, i, valid, T::ONE),
             Operand::Splat(x) => T::Vec::<S>::splat(s, x),
         }
     }
@@ -172,14 +290,20 @@ impl<T: Float> Kernel for SquaredErrorKernel<'_, T> {
     type Output = f64;
     #[inline(always)]
     fn run<S: Simd>(self, s: S) -> f64 {
-        let (pred, target) = (self.pred, self.target);
-        let n = pred.len().min(target.len());
-        drive::<S, T::Vec<S>, _>(s, n, self.out, |i| {
-            let x: T::Vec<S> = load_at(s, pred, i, T::ZERO);
-            let y: T::Vec<S> = load_at(s, target, i, T::ZERO);
-            let d = x.sub(y);
-            (d.mul(d), d)
-        })
+        let n = self.pred.len().min(self.target.len());
+        let (pred, target) = (&self.pred[..n], &self.target[..n]);
+        drive_squares::<S, T::Vec<S>, _>(
+            s,
+            n,
+            self.out,
+            #[inline(always)]
+            |i, valid| {
+                let x: T::Vec<S> = load_n(s, pred, i, valid, T::ZERO);
+                let y: T::Vec<S> = load_n(s, target, i, valid, T::ZERO);
+                let d = x.sub(y);
+                (d.mul(d), d)
+            },
+        )
     }
 }
 
@@ -199,32 +323,38 @@ impl<T: Float> Kernel for BinaryCrossEntropyKernel<'_, T> {
     type Output = f64;
     #[inline(always)]
     fn run<S: Simd>(self, s: S) -> f64 {
-        let (prob, target, weight) = (self.prob, self.target, self.weight);
-        let n = prob.len().min(target.len());
-        let zero = T::Vec::<S>::splat(s, T::ZERO);
-        let one = T::Vec::<S>::splat(s, T::ONE);
-        let floor = T::Vec::<S>::splat(s, T::from_f64(-100.0));
+        type V<S, T> = <T as Float>::Vec<S>;
+        let n = self.prob.len().min(self.target.len());
+        let (prob, target, weight) = (&self.prob[..n], &self.target[..n], self.weight.prefix(n));
+        let zero = V::<S, T>::splat(s, T::ZERO);
+        let one = V::<S, T>::splat(s, T::ONE);
+        let floor = V::<S, T>::splat(s, T::from_f64(-100.0));
         // PyTorch uses the f32 constant 1e-12 for both element types.
-        let eps = T::Vec::<S>::splat(s, T::from_f64(1e-12_f32 as f64));
-        let nan = T::Vec::<S>::splat(s, T::from_f64(f64::NAN));
-        drive::<S, T::Vec<S>, _>(s, n, self.out, |i| {
-            let p: T::Vec<S> = load_at(s, prob, i, T::ZERO);
-            let y: T::Vec<S> = load_at(s, target, i, T::ZERO);
-            let w = weight.load(s, i);
-            let log_p = math::ln(s, p).max(floor);
-            let log_q = math::log1p(s, p.neg()).max(floor);
-            let l = y.sub(one).mul(log_q).sub(y.mul(log_p)).mul(w);
-            let bad = <T::Vec<S> as Vector>::mask_or(
-                <T::Vec<S> as Vector>::mask_or(p.lt(zero), one.lt(p)),
-                <T::Vec<S> as Vector>::mask_or(
-                    <T::Vec<S> as Vector>::mask_or(y.lt(zero), one.lt(y)),
-                    <T::Vec<S> as Vector>::mask_or(p.is_nan(), y.is_nan()),
-                ),
-            );
-            let l = <T::Vec<S> as Vector>::select(bad, nan, l);
-            let d = p.sub(y).div(one.sub(p).mul(p).max(eps)).mul(w);
-            (l, d)
-        })
+        let eps = V::<S, T>::splat(s, T::from_f64(1e-12_f32 as f64));
+        let nan = V::<S, T>::splat(s, T::from_f64(f64::NAN));
+        drive_lanes::<S, V<S, T>, _>(
+            s,
+            n,
+            self.out,
+            #[inline(always)]
+            |i, valid| {
+                let p: V<S, T> = load_n(s, prob, i, valid, T::ZERO);
+                let y: V<S, T> = load_n(s, target, i, valid, T::ZERO);
+                let w = weight.load_n(s, i, valid);
+                let log_p = math::ln(s, p).max(floor);
+                let log_q = math::log1p(s, p.neg()).max(floor);
+                // -(y ln p + (1 - y) ln(1 - p)), both terms <= 0 for valid lanes.
+                let l = y.mul_add(log_p, one.sub(y).mul(log_q)).mul(w.neg());
+                // Valid iff 0 <= p <= 1 and 0 <= y <= 1 (false for NaN).
+                let ok = V::<S, T>::mask_and(
+                    V::<S, T>::mask_and(zero.le(p), p.le(one)),
+                    V::<S, T>::mask_and(zero.le(y), y.le(one)),
+                );
+                let l = V::<S, T>::select(ok, l, nan);
+                let d = p.sub(y).div(one.sub(p).mul(p).max(eps)).mul(w);
+                (l, d)
+            },
+        )
     }
 }
 
@@ -290,24 +420,47 @@ fn bce_logits_segment<S: Simd, T: Float>(
     pos_weight: Operand<'_, T>,
     out: Out<'_, T>,
 ) -> f64 {
+    type V<S, T> = <T as Float>::Vec<S>;
     let n = logit.len().min(target.len());
-    let zero = T::Vec::<S>::splat(s, T::ZERO);
-    let one = T::Vec::<S>::splat(s, T::ONE);
-    drive::<S, T::Vec<S>, _>(s, n, out, |i| {
-        let x: T::Vec<S> = load_at(s, logit, i, T::ZERO);
-        let y: T::Vec<S> = load_at(s, target, i, T::ZERO);
-        let w = weight.load(s, i);
-        let pw = pos_weight.load(s, i);
-        // e = e^{-|x|} in (0, 1]: the only exponential.
-        let e = math::exp(s, x.abs().neg());
-        let softplus_neg_x = x.neg().max(zero).add(math::log1p(s, e));
-        let log_weight = pw.sub(one).mul_add(y, one);
-        let one_minus_y = one.sub(y);
-        let l = one_minus_y.mul_add(x, log_weight.mul(softplus_neg_x)).mul(w);
-        // sigmoid(-x) = e/(1+e) for x >= 0 (e = e^{-x}), 1/(1+e) for x < 0 (e = e^{x}).
-        let r = one.div(one.add(e));
-        let sig_neg = <T::Vec<S> as Vector>::select(x.lt(zero), r, e.mul(r));
-        let d = one_minus_y.sub(log_weight.mul(sig_neg)).mul(w);
-        (l, d)
-    })
+    let (logit, target) = (&logit[..n], &target[..n]);
+    let (weight, pos_weight) = (weight.prefix(n), pos_weight.prefix(n));
+    let zero = V::<S, T>::splat(s, T::ZERO);
+    let one = V::<S, T>::splat(s, T::ONE);
+    let inf = V::<S, T>::splat(s, T::from_f64(f64::INFINITY));
+    drive_lanes::<S, V<S, T>, _>(
+        s,
+        n,
+        out,
+        #[inline(always)]
+        |i, valid| {
+            let x: V<S, T> = load_n(s, logit, i, valid, T::ZERO);
+            let y: V<S, T> = load_n(s, target, i, valid, T::ZERO);
+            let w = weight.load_n(s, i, valid);
+            let pw = pos_weight.load_n(s, i, valid);
+            let lg = math::logistic(s, x);
+            let one_minus_y = one.sub(y);
+            let pw_y = pw.mul(y);
+            let log_weight = one_minus_y.add(pw_y); // 1 + (pw - 1) y
+            let neg = x.lt(zero);
+            // (1 - y) max(x, 0) + pw y max(-x, 0) + lw ln(1 + e^{-|x|}): no
+            // cancellation of x against softplus(-x).
+            let coef = V::<S, T>::select(neg, pw_y, one_minus_y);
+            let l = x.abs().mul_add(coef, log_weight.mul(lg.log1p_e));
+            let inf_lanes = x.abs().eq(inf);
+            let l = if V::<S, T>::any(inf_lanes) {
+                // PyTorch's literal form for infinite logits (0 * inf = NaN).
+                let literal =
+                    one_minus_y.mul_add(x, log_weight.mul(x.neg().max(zero).add(lg.log1p_e)));
+                V::<S, T>::select(inf_lanes, literal, l)
+            } else {
+                l
+            };
+            // (1 - y) σ(x) - pw y σ(-x), with σ(±|x|) from the same division.
+            let sig_small = lg.e.mul(lg.inv); // σ(-|x|)
+            let sig_x = V::<S, T>::select(neg, sig_small, lg.inv);
+            let sig_neg_x = V::<S, T>::select(neg, lg.inv, sig_small);
+            let d = one_minus_y.mul_add(sig_x, pw_y.mul(sig_neg_x).neg());
+            (l.mul(w), d.mul(w))
+        },
+    )
 }
