@@ -1,0 +1,159 @@
+//! A quick timing harness for the SIMD core (issue 3's targets), separate
+//! from the canonical criterion groups in `losses.rs` / `scaling.rs`.
+//!
+//! ```text
+//! cargo bench --bench simd_quick                 # default build (runtime dispatch)
+//! CARGO_TARGET_DIR=target/native RUSTFLAGS="-C target-cpu=native" \
+//!     cargo bench --bench simd_quick             # the same, built for this CPU
+//! cargo bench --bench simd_quick -- quick        # fewer rounds
+//! ```
+//!
+//! Every group runs its kernels interleaved (one call of each per round,
+//! repeated for at least 25 ms) on one thread (a 1-thread rayon pool), on the
+//! same buffers, and prints the median throughput of each and the median of
+//! the per-round ratios against the group's baseline, so a ratio is always
+//! measured in one run. Baselines come from `support/`: `read2` (the
+//! two-array read limit, AVX-512 `std::arch` when present), `exp2` (two
+//! polynomial `exp` per element over an in-cache window: the compute limit of
+//! BCE with logits) and the idiomatic scalar loops of `support::naive`.
+//!
+//! Issue 3's targets, f32, 1 thread: `mse fwd 2^24 >= 0.8 x read2`,
+//! `bce_logits fwd 2^24 >= 0.8 x read2`, `bce_logits fwd_grad 2^16 >= 30 x
+//! naive`; and the default build >= 0.95 x the native build in cache.
+
+// Before `harness = false` is set for this target in Cargo.toml, it is built
+// with the libtest harness, which never calls `main`.
+#![allow(dead_code)]
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use loss_kernels::{Backend, BinaryCrossEntropyWithLogits, SquaredError};
+use support::{data, naive, reference, Elementwise};
+
+/// A kernel under test: `(name, f(a, b, grad) -> sum)`.
+type Candidate<'a> = (String, Box<dyn Fn(&[f32], &[f32], &mut [f32]) -> f32 + 'a>);
+
+fn from_support(name: &str, k: Elementwise, scale: f32) -> Candidate<'static> {
+    (name.to_string(), Box::new(move |a, b, g| k(a, b, g, scale)))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs the candidates interleaved for `rounds` rounds and prints the
+/// median elements/s of each and its median per-round ratio to the first.
+fn group(title: &str, n: usize, a: &[f32], b: &[f32], grad: &mut [f32], cands: &[Candidate<'_>], rounds: usize) {
+    // Repetitions per call so that one measurement takes >= 25 ms.
+    let reps: Vec<usize> = cands
+        .iter()
+        .map(|(_, f)| {
+            black_box(f(a, b, grad)); // warm-up (page faults, caches, detection)
+            let t = Instant::now();
+            black_box(f(a, b, grad));
+            let dt = t.elapsed().as_secs_f64().max(1e-7);
+            ((0.025 / dt).ceil() as usize).clamp(1, 100_000)
+        })
+        .collect();
+    let mut rates = vec![Vec::with_capacity(rounds); cands.len()];
+    let mut ratios = vec![Vec::with_capacity(rounds); cands.len()];
+    for _ in 0..rounds {
+        let mut round = Vec::with_capacity(cands.len());
+        for ((_, f), &r) in cands.iter().zip(&reps) {
+            let t = Instant::now();
+            for _ in 0..r {
+                black_box(f(black_box(a), black_box(b), grad));
+            }
+            round.push((n * r) as f64 / t.elapsed().as_secs_f64());
+        }
+        for (k, &rate) in round.iter().enumerate() {
+            rates[k].push(rate);
+            ratios[k].push(rate / round[0]);
+        }
+    }
+    println!("\n{title} (n = {n}, {rounds} rounds, 1 thread)");
+    for (k, (name, _)) in cands.iter().enumerate() {
+        let rate = median(&mut rates[k]);
+        let ratio = median(&mut ratios[k]);
+        println!("  {name:<34} {:>9.3} G elem/s   x{ratio:>7.3} vs {}", rate / 1e9, cands[0].0);
+    }
+}
+
+/// Our loss (optionally with gradient) on `backend`.
+fn mse(backend: Backend, with_grad: bool) -> Candidate<'static> {
+    let name = format!("loss_kernels {backend:?}");
+    let mse = SquaredError::new().backend(backend);
+    if with_grad {
+        (name, Box::new(move |a, b, g| mse.loss_grad(a, b, g).unwrap()))
+    } else {
+        (name, Box::new(move |a, b, _| mse.loss(a, b).unwrap()))
+    }
+}
+
+fn bce_logits(backend: Backend, with_grad: bool) -> Candidate<'static> {
+    let name = format!("loss_kernels {backend:?}");
+    let bce = BinaryCrossEntropyWithLogits::<f32>::new().backend(backend);
+    if with_grad {
+        (name, Box::new(move |a, b, g| bce.loss_grad(a, b, g).unwrap()))
+    } else {
+        (name, Box::new(move |a, b, _| bce.loss(a, b).unwrap()))
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let rounds = if quick { 5 } else { 11 };
+    println!(
+        "detected backend: {:?}; available: {:?}; built with target-cpu features: avx2={} avx512f={}",
+        Backend::detected(),
+        Backend::available(),
+        cfg!(target_feature = "avx2"),
+        cfg!(target_feature = "avx512f")
+    );
+    let all = Backend::available();
+    support::pool(1).install(|| {
+        // Squared error, loss, 2^24: bandwidth-bound.
+        let n = 1 << 24;
+        let (x, y) = data::regression(n);
+        let mut cands = vec![from_support("read2 (two-array read limit)", reference::read2, 0.0)];
+        cands.push(mse(Backend::Auto, false));
+        cands.push(from_support("naive", naive::mse_fwd, 0.0));
+        group("mse fwd 2^24", n, &x, &y, &mut [], &cands, rounds);
+
+        // BCE with logits, loss, 2^24: bandwidth-bound if the math keeps up.
+        let (x, y) = data::logits_binary(n);
+        let mut cands = vec![from_support("read2 (two-array read limit)", reference::read2, 0.0)];
+        cands.push(bce_logits(Backend::Auto, false));
+        group("bce_logits fwd 2^24", n, &x, &y, &mut [], &cands, rounds);
+
+        // In cache, compute-bound: every backend against the naive loop.
+        let n = 1 << 16;
+        let (x, y) = data::logits_binary(n);
+        let mut grad = data::output(n);
+        let scale = 1.0 / n as f32;
+        let mut cands = vec![from_support("naive (zip/map, std exp/ln_1p)", naive::bce_logits_fwd_grad, scale)];
+        cands.extend(all.iter().map(|&b| bce_logits(b, true)));
+        cands.push(from_support("exp2 (2 poly exp / elem limit)", reference::exp2, 0.0));
+        group("bce_logits fwd_grad 2^16", n, &x, &y, &mut grad, &cands, rounds);
+
+        let mut cands = vec![from_support("naive", naive::bce_logits_fwd, 0.0)];
+        cands.extend(all.iter().map(|&b| bce_logits(b, false)));
+        group("bce_logits fwd 2^16", n, &x, &y, &mut [], &cands, rounds);
+
+        let (x, y) = data::regression(n);
+        let mut cands = vec![from_support("read2 (two-array read limit)", reference::read2, 0.0)];
+        cands.extend(all.iter().map(|&b| mse(b, false)));
+        cands.push(from_support("naive", naive::mse_fwd, 0.0));
+        group("mse fwd 2^16", n, &x, &y, &mut [], &cands, rounds);
+
+        let mut cands = vec![from_support("read2_write1 (read + store limit)", reference::read2_write1, 0.0)];
+        cands.extend(all.iter().map(|&b| mse(b, true)));
+        cands.push(from_support("naive", naive::mse_fwd_grad, scale));
+        group("mse fwd_grad 2^16", n, &x, &y, &mut grad, &cands, rounds);
+    });
+}
