@@ -15,7 +15,7 @@
 use crate::elementwise::{self, ElementwiseJob, Kind};
 use crate::error::check_len;
 use crate::kernels::{Operand, Out};
-use crate::options::{check_non_negative, Common, Plan};
+use crate::options::{check_non_negative, divide_gradient, Common, Plan};
 use crate::{Backend, EmptyMean, Float, LossError, Partial, Reduction};
 
 macro_rules! common_setters {
@@ -76,9 +76,12 @@ macro_rules! common_methods {
         pub fn loss_grad(&self, input: &[T], target: &[T], grad: &mut [T]) -> Result<T, LossError> {
             check_len("grad", input.len(), grad.len())?;
             let plan = self.plan(input, target)?;
-            let scale = T::from_f64(plan.grad_scale);
-            let (job, plan) = self.prepare(input, target, Out::Grad(grad, scale))?;
-            elementwise::run(job, &plan)
+            let (kernel_scale, divisor) = plan.kernel_grad_scale::<T>();
+            let scale = T::from_f64(kernel_scale);
+            let (job, plan) = self.prepare(input, target, Out::Grad(&mut *grad, scale))?;
+            let loss = elementwise::run(job, &plan)?;
+            divide_gradient(grad, divisor);
+            Ok(loss)
         }
 
         /// The per-element (unreduced) loss into `out`.

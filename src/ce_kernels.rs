@@ -9,8 +9,12 @@
 //!   vector lane: a block of four vectors updates the lane maxima once, and
 //!   the lane sums are rescaled only when a maximum grew (rare after the
 //!   first blocks), so the cost is one `exp` per element;
-//! - `Σ w_c z_c` (label smoothing), `Σ w_c t_c` and `Σ w_c t_c z_c` (dense
-//!   targets), accumulated in `f64`.
+//! - for label smoothing and dense targets, with per-class weights
+//!   `u_c = w_c` (smoothing) or `u_c = w_c t'_c` (dense): `a = Σ u_c` and
+//!   `d = Σ u_c (m - z_c)`, so that `Σ_c u_c (lse - z_c) = a ln s + d`. Every
+//!   term is non-negative (`d` is shifted when a lane maximum grows, by
+//!   `(m_new - m_old) a`), so a loss near 0 keeps its relative accuracy;
+//!   the naive `lse Σ u - Σ u z` would cancel.
 //!
 //! For integer labels the target class is *excluded* from the state (the
 //! row is read as `[..t]` and `[t+1..]`), which gives the off-target mass
@@ -54,38 +58,62 @@ pub(crate) struct RowStats {
     pub m: f64,
     /// `Σ e^{z_c - m}` over the logits seen.
     pub s: f64,
-    /// `Σ w_c z_c` (only when asked for).
-    pub wz: f64,
-    /// `Σ w_c t'_c` (dense targets only).
-    pub wt: f64,
-    /// `Σ w_c t'_c z_c` (dense targets only; terms with `w_c t'_c = 0` count 0).
-    pub wtz: f64,
+    /// `a = Σ u_c` of the per-class weights `u` (see the module docs; only
+    /// when asked for).
+    pub a: f64,
+    /// `d = Σ u_c (m° - z_c)` with `m° = m`, or 0 when `m = -inf`; terms with
+    /// `u_c = 0` count 0.
+    pub d: f64,
 }
 
 impl RowStats {
     pub(crate) const EMPTY: RowStats = RowStats {
         m: f64::NEG_INFINITY,
         s: 0.0,
-        wz: 0.0,
-        wt: 0.0,
-        wtz: 0.0,
+        a: 0.0,
+        d: 0.0,
     };
 
     /// Combines the statistics of two disjoint parts of a row.
     pub(crate) fn merge(self, o: RowStats) -> RowStats {
         let (m, s) = merge_lse(self.m, self.s, o.m, o.s);
+        let ms = shift_origin(m);
         RowStats {
             m,
             s,
-            wz: self.wz + o.wz,
-            wt: self.wt + o.wt,
-            wtz: self.wtz + o.wtz,
+            a: self.a + o.a,
+            d: rebase(self.d, self.a, ms - shift_origin(self.m))
+                + rebase(o.d, o.a, ms - shift_origin(o.m)),
         }
+    }
+
+    /// `Σ u_c (lse - z_c) = a (lse - m°) + d`: two non-negative terms.
+    pub(crate) fn weighted_nll(&self) -> f64 {
+        let lse_minus_origin = (self.m - shift_origin(self.m)) + self.s.ln();
+        rebase(self.d, self.a, lse_minus_origin)
     }
 
     /// `ln Σ e^{z}`: `m + ln s` (`-inf` for an empty or all `-inf` row).
     pub(crate) fn lse(&self) -> f64 {
         self.m + self.s.ln()
+    }
+}
+
+/// The origin `m°` of `d`: the maximum, or 0 while it is `-inf`.
+pub(crate) fn shift_origin(m: f64) -> f64 {
+    if m == f64::NEG_INFINITY {
+        0.0
+    } else {
+        m
+    }
+}
+
+/// `d + delta·a`, where `a = 0` contributes nothing (even for an infinite delta).
+pub(crate) fn rebase(d: f64, a: f64, delta: f64) -> f64 {
+    if a == 0.0 {
+        d
+    } else {
+        d + delta * a
     }
 }
 
@@ -155,14 +183,14 @@ pub(crate) struct Segment<'a, T> {
 
 /// Pass 1 over one contiguous segment of a row: returns its [`RowStats`].
 #[inline(always)]
-pub(crate) fn pass1_segment<S: Simd, T: Float, const NEED_WZ: bool>(
+pub(crate) fn pass1_segment<S: Simd, T: Float, const SIDE: bool>(
     s: S,
     z: &[T],
     w: Option<&[T]>,
     t: Option<Dense<'_, T>>,
     cap: Option<Cap<T>>,
 ) -> RowStats {
-    pass1::<S, T, NEED_WZ>(s, &[Segment { z, w, t }], cap)
+    pass1::<S, T, SIDE>(s, &[Segment { z, w, t }], cap)
 }
 
 /// Pass 1 over the segments of a row, in order, with one lane state (the
@@ -171,9 +199,10 @@ pub(crate) fn pass1_segment<S: Simd, T: Float, const NEED_WZ: bool>(
 ///
 /// `w`: class weights aligned with `z` (for `Σ w z` and dense sums),
 /// `t`: dense targets aligned with `z`, used as the smoothed target
-/// `t' = keep·t + add`. `NEED_WZ` asks for `Σ w z`.
+/// `t' = keep·t + add`. `SIDE` asks for the side sums `a`, `d` of the
+/// per-class weights `u = w t'` (dense) or `u = w` (smoothing).
 #[inline(always)]
-pub(crate) fn pass1<S: Simd, T: Float, const NEED_WZ: bool>(
+pub(crate) fn pass1<S: Simd, T: Float, const SIDE: bool>(
     s: S,
     segments: &[Segment<'_, T>],
     cap: Option<Cap<T>>,
@@ -187,50 +216,60 @@ pub(crate) fn pass1<S: Simd, T: Float, const NEED_WZ: bool>(
     let zero = V::<S, T>::splat(s, T::ZERO);
     let mut m = ninf;
     let mut sum = zero;
-    let mut acc_wz = V::<S, T>::acc_zero(s);
-    let mut acc_wt = V::<S, T>::acc_zero(s);
-    let mut acc_wtz = V::<S, T>::acc_zero(s);
+    // Side sums per lane: a = Σ u, d = Σ u (m° - z), m° = m or 0 while -inf.
+    let mut acc_a = zero;
+    let mut acc_d = zero;
 
-    // Side sums of one vector of capped logits `zv` at element `i`.
-    #[allow(clippy::too_many_arguments)]
-    let side = |w: Option<&[T]>,
-                t: Option<Dense<'_, T>>,
-                i: usize,
-                zv: V<S, T>,
-                valid: usize,
-                acc_wz: &mut _,
-                acc_wt: &mut _,
-                acc_wtz: &mut _| {
-        let wv: V<S, T> = match w {
+    // The per-class weights `u` of one vector at element `i` (only lanes
+    // below `valid` count: the others get u = 0).
+    #[inline(always)]
+    fn weights<S: Simd, T: Float>(
+        s: S,
+        w: Option<&[T]>,
+        t: Option<Dense<'_, T>>,
+        i: usize,
+        valid: usize,
+    ) -> T::Vec<S> {
+        let wv: T::Vec<S> = match w {
             Some(w) => load_at(s, w, i, T::ZERO),
-            None => V::<S, T>::splat(s, T::ONE),
+            None => T::Vec::<S>::splat(s, T::ONE),
         };
-        // Lanes past `valid` must contribute 0: their weight is forced to 0
-        // and their logit to 0 (so no 0 * -inf).
-        let (wv, zv) = if valid < lanes {
+        let u = match t {
+            Some(t) => {
+                let tv: T::Vec<S> = load_at(s, t.t, i, T::ZERO);
+                let keep = T::Vec::<S>::splat(s, t.keep);
+                let add = T::Vec::<S>::splat(s, t.add);
+                wv.mul(keep.mul_add(tv, add))
+            }
+            None => wv,
+        };
+        if valid < <T::Vec<S> as Vector>::LANES {
             let mut buf = [T::ZERO; 64];
-            wv.store(&mut buf[..lanes]);
-            let wv = V::<S, T>::load_partial(s, &buf[..valid], T::ZERO);
-            zv.store(&mut buf[..lanes]);
-            let zv = V::<S, T>::load_partial(s, &buf[..valid], T::ZERO);
-            (wv, zv)
+            u.store(&mut buf[..<T::Vec<S> as Vector>::LANES]);
+            T::Vec::<S>::load_partial(s, &buf[..valid], T::ZERO)
         } else {
-            (wv, zv)
-        };
-        if NEED_WZ {
-            *acc_wz = V::<S, T>::acc_add(*acc_wz, wv.mul(zv));
+            u
         }
-        if let Some(t) = t {
-            let tv: V<S, T> = load_at(s, t.t, i, T::ZERO);
-            let keep = V::<S, T>::splat(s, t.keep);
-            let add = V::<S, T>::splat(s, t.add);
-            let wt = wv.mul(keep.mul_add(tv, add));
-            // 0 * (-inf) counts as 0: a zero-probability class may be masked.
-            let wtz = V::<S, T>::select(wt.eq(zero), zero, wt.mul(zv));
-            *acc_wt = V::<S, T>::acc_add(*acc_wt, wt);
-            *acc_wtz = V::<S, T>::acc_add(*acc_wtz, wtz);
-        }
-    };
+    }
+
+    // Moves the lane maxima to `m_new`: rescales the sums and shifts `d`.
+    macro_rules! raise_max {
+        ($m_new:expr) => {{
+            let m_new = $m_new;
+            let origin_new = V::<S, T>::select(m_new.eq(ninf), zero, m_new);
+            if V::<S, T>::any(m.lt(m_new)) {
+                // e^{-inf} = 0 for a lane that had seen only -inf (its sum is 0).
+                sum = sum.mul(math::exp(s, m.sub(origin_new)));
+                if SIDE {
+                    let origin_old = V::<S, T>::select(m.eq(ninf), zero, m);
+                    let shifted = origin_new.sub(origin_old).mul_add(acc_a, acc_d);
+                    acc_d = V::<S, T>::select(acc_a.eq(zero), acc_d, shifted);
+                }
+            }
+            m = m_new;
+            origin_new
+        }};
+    }
 
     for seg in segments {
         let (z, w, t) = (seg.z, seg.w, seg.t);
@@ -242,31 +281,18 @@ pub(crate) fn pass1<S: Simd, T: Float, const NEED_WZ: bool>(
             let x2 = capped(s, V::<S, T>::load(s, &z[i + 2 * lanes..]), cap);
             let x3 = capped(s, V::<S, T>::load(s, &z[i + 3 * lanes..]), cap);
             let block_max = x0.max(x1).max(x2.max(x3));
-            let m_new = m.max(block_max);
-            let m_safe = V::<S, T>::select(m_new.eq(ninf), zero, m_new);
-            if V::<S, T>::any(m.lt(m_new)) {
-                // A lane maximum grew: rescale that lane's sum (e^{-inf} = 0 for a
-                // lane that had seen only -inf, whose sum is 0 anyway).
-                sum = sum.mul(math::exp(s, m.sub(m_safe)));
-            }
-            m = m_new;
-            let e0 = math::exp(s, x0.sub(m_safe));
-            let e1 = math::exp(s, x1.sub(m_safe));
-            let e2 = math::exp(s, x2.sub(m_safe));
-            let e3 = math::exp(s, x3.sub(m_safe));
+            let origin = raise_max!(m.max(block_max));
+            let e0 = math::exp(s, x0.sub(origin));
+            let e1 = math::exp(s, x1.sub(origin));
+            let e2 = math::exp(s, x2.sub(origin));
+            let e3 = math::exp(s, x3.sub(origin));
             sum = sum.add(e0.add(e1).add(e2.add(e3)));
-            if NEED_WZ || t.is_some() {
+            if SIDE {
                 for (k, xk) in [x0, x1, x2, x3].into_iter().enumerate() {
-                    side(
-                        w,
-                        t,
-                        i + k * lanes,
-                        xk,
-                        lanes,
-                        &mut acc_wz,
-                        &mut acc_wt,
-                        &mut acc_wtz,
-                    );
+                    let u = weights(s, w, t, i + k * lanes, lanes);
+                    let term = V::<S, T>::select(u.eq(zero), zero, u.mul(origin.sub(xk)));
+                    acc_a = acc_a.add(u);
+                    acc_d = acc_d.add(term);
                 }
             }
             i += 4 * lanes;
@@ -283,27 +309,25 @@ pub(crate) fn pass1<S: Simd, T: Float, const NEED_WZ: bool>(
             } else {
                 x
             };
-            let m_new = m.max(x);
-            let m_safe = V::<S, T>::select(m_new.eq(ninf), zero, m_new);
-            if V::<S, T>::any(m.lt(m_new)) {
-                sum = sum.mul(math::exp(s, m.sub(m_safe)));
-            }
-            m = m_new;
-            sum = sum.add(math::exp(s, x.sub(m_safe)));
-            if NEED_WZ || t.is_some() {
-                side(w, t, i, x, valid, &mut acc_wz, &mut acc_wt, &mut acc_wtz);
+            let origin = raise_max!(m.max(x));
+            sum = sum.add(math::exp(s, x.sub(origin)));
+            if SIDE {
+                let u = weights(s, w, t, i, valid);
+                let term = V::<S, T>::select(u.eq(zero), zero, u.mul(origin.sub(x)));
+                acc_a = acc_a.add(u);
+                acc_d = acc_d.add(term);
             }
             i += lanes;
         }
     }
+    // Combine the lanes: M = max m_l, S = Σ s_l e^{m_l - M}; d rebased to M°.
     // NaN anywhere makes the sum NaN (max may have dropped it).
-    // Combine the lanes: M = max m_l, S = Σ s_l e^{m_l - M}.
     let big_m = m.reduce_max();
     let big_m_f = big_m.to_f64();
+    let mv = V::<S, T>::splat(s, big_m);
     let total = if big_m_f == f64::NEG_INFINITY {
         0.0
     } else {
-        let mv = V::<S, T>::splat(s, big_m);
         // Lanes with m_l = -inf have s_l = 0: e^{-inf} = 0 keeps them 0.
         sum.mul(math::exp(s, m.sub(mv))).reduce_sum()
     };
@@ -317,12 +341,20 @@ pub(crate) fn pass1<S: Simd, T: Float, const NEED_WZ: bool>(
     } else {
         (big_m_f, total)
     };
+    let (a, d) = if SIDE {
+        let origin_lane = V::<S, T>::select(m.eq(ninf), zero, m);
+        let origin_all = V::<S, T>::select(mv.eq(ninf), zero, mv);
+        let shifted = origin_all.sub(origin_lane).mul_add(acc_a, acc_d);
+        let d = V::<S, T>::select(acc_a.eq(zero), acc_d, shifted);
+        (acc_a.reduce_sum(), d.reduce_sum())
+    } else {
+        (0.0, 0.0)
+    };
     RowStats {
         m: m_out,
         s: s_out,
-        wz: V::<S, T>::acc_sum(acc_wz),
-        wt: V::<S, T>::acc_sum(acc_wt),
-        wtz: V::<S, T>::acc_sum(acc_wtz),
+        a,
+        d,
     }
 }
 
@@ -419,14 +451,14 @@ pub(crate) struct Pass1Kernel<'a, T> {
     pub w: Option<&'a [T]>,
     pub t: Option<Dense<'a, T>>,
     pub cap: Option<Cap<T>>,
-    pub need_wz: bool,
+    pub side: bool,
 }
 
 impl<T: Float> Kernel for Pass1Kernel<'_, T> {
     type Output = RowStats;
     #[inline(always)]
     fn run<S: Simd>(self, s: S) -> RowStats {
-        if self.need_wz {
+        if self.side {
             pass1_segment::<S, T, true>(s, self.z, self.w, self.t, self.cap)
         } else {
             pass1_segment::<S, T, false>(s, self.z, self.w, self.t, self.cap)

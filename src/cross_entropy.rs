@@ -19,7 +19,7 @@ use crate::ce_kernels::{
     Segment, Write,
 };
 use crate::error::check_len;
-use crate::options::{check_non_negative, Common};
+use crate::options::{check_non_negative, divide_gradient, Common};
 use crate::parallel::{self, Job};
 use crate::simd::{self, Kernel, Simd};
 use crate::{Backend, EmptyMean, Float, Label, LossError, Partial, Reduction};
@@ -286,15 +286,17 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         classes: usize,
         labels: &[L],
         out: RowsOut<'_, T>,
-    ) -> Result<(f64, Partial), LossError> {
+    ) -> Result<(f64, Partial, Option<f64>), LossError> {
         let (rows, mut cfg) = self.configure(logits, classes)?;
         check_len("labels", rows, labels.len())?;
         check_out(&out, rows, logits.len())?;
+        self.common.check_reduction()?;
         let weight = self.label_weight(&cfg, labels)?;
         let plan = self.common.plan(weight)?;
-        cfg.grad_scale = plan.grad_scale;
+        let (kernel_scale, divisor) = plan.kernel_grad_scale::<T>();
+        cfg.grad_scale = kernel_scale;
         let sum = run_rows(&cfg, logits, Targets::Labels(labels), out)?;
-        Ok((plan.reduce(sum), Partial { sum, weight }))
+        Ok((plan.reduce(sum), Partial { sum, weight }, divisor))
     }
 
     fn run_dense(
@@ -303,15 +305,16 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         classes: usize,
         targets: &[T],
         out: RowsOut<'_, T>,
-    ) -> Result<(f64, Partial), LossError> {
+    ) -> Result<(f64, Partial, Option<f64>), LossError> {
         let (rows, mut cfg) = self.configure(logits, classes)?;
         check_len("targets", logits.len(), targets.len())?;
         check_out(&out, rows, logits.len())?;
         let weight = rows as f64;
         let plan = self.common.plan(weight)?;
-        cfg.grad_scale = plan.grad_scale;
+        let (kernel_scale, divisor) = plan.kernel_grad_scale::<T>();
+        cfg.grad_scale = kernel_scale;
         let sum = run_rows::<T, u32>(&cfg, logits, Targets::Dense(targets), out)?;
-        Ok((plan.reduce(sum), Partial { sum, weight }))
+        Ok((plan.reduce(sum), Partial { sum, weight }, divisor))
     }
 
     /// The reduced loss with integer labels (one per row).
@@ -328,7 +331,7 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         labels: &[L],
     ) -> Result<T, LossError> {
         self.run_labels(logits, classes, labels, RowsOut::None)
-            .map(|(l, _)| T::from_f64(l))
+            .map(|(l, _, _)| T::from_f64(l))
     }
 
     /// The reduced loss, and its gradient with respect to the logits written
@@ -345,8 +348,10 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         labels: &[L],
         grad: &mut [T],
     ) -> Result<T, LossError> {
-        self.run_labels(logits, classes, labels, RowsOut::Grad(grad))
-            .map(|(l, _)| T::from_f64(l))
+        let (loss, _, divisor) =
+            self.run_labels(logits, classes, labels, RowsOut::Grad(&mut *grad))?;
+        divide_gradient(grad, divisor);
+        Ok(T::from_f64(loss))
     }
 
     /// The loss of each row into `out` (length `rows`); ignored rows get 0.
@@ -376,7 +381,7 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         labels: &[L],
     ) -> Result<Partial, LossError> {
         self.run_labels(logits, classes, labels, RowsOut::None)
-            .map(|(_, p)| p)
+            .map(|(_, p, _)| p)
     }
 
     /// The reduced loss with probability targets (`targets` has the shape of
@@ -403,7 +408,7 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
     /// [`LossError::LengthMismatch`] for `targets`.
     pub fn loss_dense(&self, logits: &[T], classes: usize, targets: &[T]) -> Result<T, LossError> {
         self.run_dense(logits, classes, targets, RowsOut::None)
-            .map(|(l, _)| T::from_f64(l))
+            .map(|(l, _, _)| T::from_f64(l))
     }
 
     /// [`loss_dense`](Self::loss_dense) and its gradient into `grad`.
@@ -417,8 +422,10 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         targets: &[T],
         grad: &mut [T],
     ) -> Result<T, LossError> {
-        self.run_dense(logits, classes, targets, RowsOut::Grad(grad))
-            .map(|(l, _)| T::from_f64(l))
+        let (loss, _, divisor) =
+            self.run_dense(logits, classes, targets, RowsOut::Grad(&mut *grad))?;
+        divide_gradient(grad, divisor);
+        Ok(T::from_f64(loss))
     }
 
     /// The loss of each row with probability targets into `out` (length `rows`).
@@ -447,7 +454,7 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         targets: &[T],
     ) -> Result<Partial, LossError> {
         self.run_dense(logits, classes, targets, RowsOut::None)
-            .map(|(_, p)| p)
+            .map(|(_, p, _)| p)
     }
 }
 
@@ -667,8 +674,12 @@ impl<T: Float> Config<'_, T> {
                 let mut loss = (1.0 - eps) * w_t * nll;
                 let mut k = 0.0;
                 if eps > 0.0 {
-                    let wz = off.wz + w_t * z_t;
-                    loss += eps / c as f64 * (self.w_sum * lse - wz);
+                    // Σ_c w_c (lse - z_c): the off-target classes' non-negative
+                    // terms a (lse - m°) + d, plus the target's w_t · nll.
+                    let origin = crate::ce_kernels::shift_origin(off.m);
+                    let lse_minus_origin = (all.m - origin) + all.s.ln();
+                    let off_sum = crate::ce_kernels::rebase(off.d, off.a, lse_minus_origin);
+                    loss += eps / c as f64 * (off_sum + w_t * nll);
                     k += eps * self.w_sum / c as f64;
                 }
                 if lambda > 0.0 {
@@ -693,8 +704,9 @@ impl<T: Float> Config<'_, T> {
             RowTarget::Dense(t) => {
                 let st = pass1(&[(0, c)], Some(self.dense(t)));
                 let lse = st.lse();
-                let mut loss = lse * st.wt - st.wtz;
-                let mut k = st.wt;
+                // Σ_c w_c t'_c (lse - z_c), as a sum of non-negative terms.
+                let mut loss = st.weighted_nll();
+                let mut k = st.a;
                 if lambda > 0.0 {
                     loss += lambda * lse * lse;
                     k += 2.0 * lambda * lse;
@@ -787,7 +799,8 @@ impl<T: Float, L: Label> Kernel for RowsJob<'_, '_, T, L> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) -> f64 {
-        if self.cfg.eps > 0.0 {
+        // Side sums for label smoothing and for dense targets.
+        if self.cfg.eps > 0.0 || matches!(self.targets, Targets::Dense(_)) {
             rows_kernel::<S, T, L, true>(s, self)
         } else {
             rows_kernel::<S, T, L, false>(s, self)
@@ -796,7 +809,7 @@ impl<T: Float, L: Label> Kernel for RowsJob<'_, '_, T, L> {
 }
 
 #[inline(always)]
-fn rows_kernel<S: Simd, T: Float, L: Label, const NEED_WZ: bool>(
+fn rows_kernel<S: Simd, T: Float, L: Label, const SIDE: bool>(
     s: S,
     job: RowsJob<'_, '_, T, L>,
 ) -> f64 {
@@ -819,8 +832,8 @@ fn rows_kernel<S: Simd, T: Float, L: Label, const NEED_WZ: bool>(
                     t: t.map(|t| t.slice(lo, hi)),
                 };
                 match *ranges {
-                    [a] => pass1::<S, T, NEED_WZ>(s, &[seg(a)], cap),
-                    [a, b] => pass1::<S, T, NEED_WZ>(s, &[seg(a), seg(b)], cap),
+                    [a] => pass1::<S, T, SIDE>(s, &[seg(a)], cap),
+                    [a, b] => pass1::<S, T, SIDE>(s, &[seg(a), seg(b)], cap),
                     _ => RowStats::EMPTY,
                 }
             },
@@ -867,7 +880,7 @@ fn huge_rows<T: Float, L: Label>(job: RowsJob<'_, '_, T, L>) -> f64 {
                     w: cfg.w.map(|w| &w[lo..hi]),
                     t: t.map(|t| t.slice(lo, hi)),
                     cap: cfg.cap,
-                    need_wz: cfg.eps > 0.0,
+                    side: cfg.eps > 0.0 || t.is_some(),
                 };
                 acc.merge(
                     parallel::reduce(col, COL_LEAF, 2 * COL_LEAF).unwrap_or(RowStats {
@@ -902,7 +915,7 @@ struct ColumnPass1<'a, T> {
     w: Option<&'a [T]>,
     t: Option<Dense<'a, T>>,
     cap: Option<Cap<T>>,
-    need_wz: bool,
+    side: bool,
 }
 
 impl<T: Float> Job for ColumnPass1<'_, T> {
@@ -939,7 +952,7 @@ impl<T: Float> Job for ColumnPass1<'_, T> {
                 w: self.w,
                 t: self.t,
                 cap: self.cap,
-                need_wz: self.need_wz,
+                side: self.side,
             },
         ))
     }
@@ -1205,7 +1218,7 @@ impl LogSumExp {
             w: None,
             t: None,
             cap: None,
-            need_wz: false,
+            side: false,
         };
         let st = parallel::reduce(col, COL_LEAF, 2 * COL_LEAF)?;
         Ok(LogSumExp {

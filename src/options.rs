@@ -245,6 +245,24 @@ impl Common {
 }
 
 impl Plan {
+    /// The gradient scale to apply inside the kernel for element type `T`,
+    /// and a divisor to apply to the gradient afterwards in `f64` when
+    /// `1 / denominator` is too large to be a factor in `T` (a tiny
+    /// [`Reduction::DivideBy`]): scaling by an overflowed `inf` would turn
+    /// zero gradients into NaN.
+    pub(crate) fn kernel_grad_scale<T: crate::Float>(&self) -> (f64, Option<f64>) {
+        let limit = if core::mem::size_of::<T>() == 4 {
+            1e18
+        } else {
+            1e150
+        };
+        if self.grad_scale <= limit {
+            (self.grad_scale, None)
+        } else {
+            (1.0, Some(self.denominator))
+        }
+    }
+
     /// The reduced loss from the sum of the terms: `sum / denominator`, with
     /// the [`EmptyMean`] policy when the denominator is 0.
     pub(crate) fn reduce(&self, sum: f64) -> f64 {
@@ -271,5 +289,23 @@ pub(crate) fn check_non_negative(
             value,
             expected: "a finite value >= 0",
         })
+    }
+}
+
+/// Divides a gradient written with a unit scale by `divisor`, in `f64` (see
+/// [`Plan::kernel_grad_scale`]).
+pub(crate) fn divide_gradient<T: crate::Float>(grad: &mut [T], divisor: Option<f64>) {
+    if let Some(d) = divisor {
+        for g in grad {
+            *g = T::from_f64(g.to_f64() / d);
+        }
+    }
+}
+
+impl Common {
+    /// Validates the reduction alone (so that option errors come before
+    /// value errors, whatever the denominator turns out to be).
+    pub(crate) fn check_reduction(&self) -> Result<(), LossError> {
+        self.plan(1.0).map(|_| ())
     }
 }

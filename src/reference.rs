@@ -28,7 +28,8 @@
 //!   gradient `w [(1 - y) - lw σ(-x)] = w [(1 - y) σ(x) - pw y σ(-x)]`.
 //! - Cross entropy with labels: class weights `w_c` (`W = Σ w_c`),
 //!   `ignore_index` (loss 0, gradient 0, not counted), label smoothing `ε`:
-//!   a kept row is `(1-ε) w_y (-logp_y) + (ε/C) Σ_c w_c (-logp_c)`, and
+//!   a kept row is `(1-ε) w_y (-logp_y) + (ε/C) Σ_c w_c (-logp_c)` (a class
+//!   of weight 0 counts 0 there, even on a `-inf` logit), and
 //!   `Mean` divides by `Σ w_y` over the kept rows. Beyond PyTorch: z-loss
 //!   `z_loss · lse²` per kept row and softcap `z = s tanh(x / s)`.
 //! - Cross entropy with probability targets: `t' = (1-ε) t + ε/C`,
@@ -433,7 +434,13 @@ pub fn cross_entropy(
         }
         *loss = (1.0 - eps) * w[y] * -r.logp[y];
         if eps > 0.0 {
-            *loss += (eps / c) * w.iter().zip(&r.logp).map(|(wc, lp)| wc * -lp).sum::<f64>();
+            // A class of weight 0 counts 0, even on a masked -inf logit
+            // (PyTorch gives NaN there: 0 * inf).
+            let smooth = w
+                .iter()
+                .zip(&r.logp)
+                .map(|(&wc, &lp)| if wc == 0.0 { 0.0 } else { wc * -lp });
+            *loss += (eps / c) * smooth.sum::<f64>();
         }
         if z_loss > 0.0 {
             *loss += z_loss * r.lse * r.lse;

@@ -10,7 +10,7 @@
 use crate::elementwise::{self, ElementwiseJob, Kind};
 use crate::error::check_len;
 use crate::kernels::{Operand, Out};
-use crate::options::{Common, Plan};
+use crate::options::{divide_gradient, Common, Plan};
 use crate::{Backend, EmptyMean, Float, LossError, Partial, Reduction};
 
 /// Squared error (mean squared error with the default [`Reduction::Mean`]),
@@ -110,9 +110,12 @@ impl SquaredError {
         check_len("grad", pred.len(), grad.len())?;
         // d/dx (x - y)^2 = 2 (x - y): fold the 2 into the scale.
         let plan = self.common.plan(pred.len() as f64)?;
-        let scale = T::from_f64(2.0 * plan.grad_scale);
-        let (job, plan) = self.prepare(pred, target, Out::Grad(grad, scale))?;
-        elementwise::run(job, &plan)
+        let (kernel_scale, divisor) = plan.kernel_grad_scale::<T>();
+        let scale = T::from_f64(2.0 * kernel_scale);
+        let (job, plan) = self.prepare(pred, target, Out::Grad(&mut *grad, scale))?;
+        let loss = elementwise::run(job, &plan)?;
+        divide_gradient(grad, divisor);
+        Ok(loss)
     }
 
     /// The per-element loss `(pred[i] - target[i])²` into `out`.
