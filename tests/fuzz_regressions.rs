@@ -108,3 +108,30 @@ fn dense_ce_products_keep_accuracy() {
     assert!(dense >= 0.0, "dense loss is negative: {dense:e}");
     assert!((f64::from(dense) - want).abs() <= 1e-4 * want, "dense {dense:e} vs oracle {want:e} (sparse {sparse:e})");
 }
+
+/// Finding 4: BCE with logits computes the positive-term weight
+/// `lw = 1 + (pw - 1) y` as `(1 - y) + pw y`. For a target far outside
+/// `[0, 1]` (targets are not validated, as in PyTorch) the two large terms
+/// cancel and `lw` becomes 0 even without `pos_weight`, dropping the
+/// `softplus(-x)` term: at `x = 0` the loss is 0 instead of `ln 2`.
+/// `(pw - 1).mul_add(y, 1)` keeps it exact when `pw = 1`.
+#[test]
+fn bce_logits_log_weight_without_cancellation() {
+    let want = reference::binary_cross_entropy_with_logits(
+        &[0.0, 0.0],
+        &[-1e12, 3e9],
+        None,
+        None,
+        Reduction::Mean,
+        loss_kernels::EmptyMean::Nan,
+    )
+    .unwrap()
+    .loss;
+    assert!((want - std::f64::consts::LN_2).abs() < 1e-12);
+    for b in backends() {
+        let got = BinaryCrossEntropyWithLogits::new().backend(b).loss(&[0.0_f32, 0.0], &[-1e12, 3e9]).unwrap();
+        assert!((f64::from(got) - want).abs() < 1e-6, "{b:?}: f32 loss {got:e}, expected ln 2");
+        let got = BinaryCrossEntropyWithLogits::new().backend(b).loss(&[0.0_f64], &[-1e20]).unwrap();
+        assert!((got - want).abs() < 1e-12, "{b:?}: f64 loss {got:e}, expected ln 2");
+    }
+}

@@ -167,7 +167,10 @@ impl<T: Elem> Case<T> {
                     }
                     Family::BceLogits => {
                         let p = pw.as_ref().map_or(1.0, |p| p[i % p.len()]);
-                        let lw_mag = 1.0 + ((p - 1.0) * y).abs();
+                        let mut lw_mag = 1.0 + ((p - 1.0) * y).abs();
+                        if crate::known::BCE_LOGITS_LW_CANCELS {
+                            lw_mag = lw_mag.max((1.0 - y).abs() + (p * y).abs());
+                        }
                         let sp = (-x).max(0.0) + (-x.abs()).exp().ln_1p();
                         let sig = if x <= 0.0 { 1.0 / (1.0 + x.exp()) } else { (-x).exp() / (1.0 + (-x).exp()) };
                         let a = ((1.0 - y) * x).abs();

@@ -28,6 +28,7 @@ pub mod elementwise;
 pub mod gen;
 pub mod known;
 pub mod prims;
+pub mod seeds;
 pub mod tol;
 
 /// One entry point per fuzz target.
