@@ -170,6 +170,12 @@ impl Vector for F32x8 {
         Self(unsafe { _mm256_div_ps(self.0, o.0) })
     }
     #[inline(always)]
+    fn recip(self) -> Self {
+        // `vrcpps` has only 12 bits: one Newton step leaves ~1.1 ulp, so divide.
+        // SAFETY: see the note at the top of this impl.
+        Self(unsafe { _mm256_div_ps(_mm256_set1_ps(1.0), self.0) })
+    }
+    #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {
         // SAFETY: see the note at the top of this impl (the token proves FMA).
         Self(unsafe { _mm256_fmadd_ps(self.0, a.0, b.0) })
@@ -411,6 +417,11 @@ impl Vector for F64x4 {
     fn div(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_div_pd(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn recip(self) -> Self {
+        // SAFETY: see the note at the top of this impl.
+        Self(unsafe { _mm256_div_pd(_mm256_set1_pd(1.0), self.0) })
     }
     #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {

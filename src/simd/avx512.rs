@@ -178,6 +178,17 @@ impl Vector for F32x16 {
         Self(unsafe { _mm512_div_ps(self.0, o.0) })
     }
     #[inline(always)]
+    fn recip(self) -> Self {
+        // r0 = vrcp14ps (relative error < 2^-14), then r1 = r0 + r0·(1 - x·r0):
+        // error r0·e² < 2^-28 plus one rounding.
+        // SAFETY: see the note at the top of this impl.
+        unsafe {
+            let r0 = _mm512_rcp14_ps(self.0);
+            let e = _mm512_fnmadd_ps(self.0, r0, _mm512_set1_ps(1.0));
+            Self(_mm512_fmadd_ps(r0, e, r0))
+        }
+    }
+    #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_fmadd_ps(self.0, a.0, b.0) })
@@ -375,6 +386,11 @@ impl Vector for F64x8 {
     fn div(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_div_pd(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn recip(self) -> Self {
+        // SAFETY: see the note at the top of this impl.
+        Self(unsafe { _mm512_div_pd(_mm512_set1_pd(1.0), self.0) })
     }
     #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {

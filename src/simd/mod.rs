@@ -89,6 +89,11 @@ pub trait Vector: Copy {
     fn mul(self, o: Self) -> Self;
     /// `self / o` (correctly rounded)
     fn div(self, o: Self) -> Self;
+    /// `1 / self` within 0.6 ulp for finite `self` with `1/self` normal
+    /// (not necessarily correctly rounded: AVX-512 `f32` uses `vrcp14ps`
+    /// and one Newton–Raphson step, which outruns the divider); NaN for
+    /// NaN; other inputs (zero, infinities) unspecified.
+    fn recip(self) -> Self;
     /// `self * a + b`, fused where the backend has FMA.
     fn mul_add(self, a: Self, b: Self) -> Self;
     /// `-self`
@@ -240,6 +245,26 @@ pub(crate) fn has_avx2_fma() -> bool {
 #[inline]
 pub(crate) fn has_avx512() -> bool {
     avx512::STATIC || cpu::bits() & cpu::HAS_AVX512 != 0
+}
+
+/// Asks the cache to fetch the line holding `src[i]` (if `i` is past the
+/// end, nothing observable happens): for kernels whose arithmetic is heavy
+/// enough that the hardware prefetcher alone falls behind a memory stream.
+#[inline(always)]
+pub(crate) fn prefetch<T>(src: &[T], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = src.as_ptr().wrapping_add(i) as *const i8;
+        // SAFETY: `prefetch` is part of SSE (baseline on x86-64) and never
+        // faults or changes memory, whatever the address; the pointer is only
+        // formed with `wrapping_add` and never dereferenced.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (src, i);
+    }
 }
 
 /// Whether the CPU (and build) supports `backend`.

@@ -120,6 +120,10 @@ macro_rules! common {
             Self(self.0 / o.0)
         }
         #[inline(always)]
+        fn recip(self) -> Self {
+            Self(<$w>::splat(1.0) / self.0)
+        }
+        #[inline(always)]
         fn mul_add(self, a: Self, b: Self) -> Self {
             Self(self.0.mul_add(a.0, b.0))
         }

@@ -69,6 +69,10 @@ macro_rules! scalar_vector {
                 $name(self.0 / o.0)
             }
             #[inline(always)]
+            fn recip(self) -> Self {
+                $name(1.0 / self.0)
+            }
+            #[inline(always)]
             fn mul_add(self, a: Self, b: Self) -> Self {
                 // Plain multiply-add: the scalar baseline is what a hand loop does
                 // without FMA hardware (a software `fma` call would be far slower).
@@ -92,7 +96,16 @@ macro_rules! scalar_vector {
             }
             #[inline(always)]
             fn round(self) -> Self {
-                $name(self.0.round_ties_even())
+                // `round_ties_even` is a libm call without SSE4.1 (a default
+                // x86-64 build): add and subtract 1.5·2^mant instead, exact in
+                // round-to-nearest-even for |x| < 2^(mant - 1); larger values
+                // (and NaN, which fails the compare) are already integral.
+                let magic: $t = 1.5 * (1u64 << $mant) as $t;
+                if self.0.abs() < magic / 3.0 {
+                    $name((self.0 + magic) - magic)
+                } else {
+                    $name(self.0)
+                }
             }
             #[inline(always)]
             fn lt(self, o: Self) -> bool {
