@@ -62,6 +62,9 @@ impl<'a, T: Copy> Out<'a, T> {
     }
 }
 
+/// How far ahead (in elements) the transcendental kernels prefetch.
+const PREFETCH: usize = 1024;
+
 const MODE_LOSS: u8 = 0;
 const MODE_GRAD: u8 = 1;
 const MODE_PER: u8 = 2;
@@ -278,6 +281,43 @@ impl<'a, T: Float> Operand<'a, T> {
     }
 }
 
+/// A per-element factor of a kernel: the constant 1, which the compiler
+/// folds away ([`Unit`]), or an [`Operand`]. Kernels are instantiated for
+/// each, so the common unweighted call does no weight arithmetic at all.
+pub(crate) trait Factor<T: Float>: Copy {
+    /// Whether this is the constant 1.
+    const IS_ONE: bool;
+    /// The factor of the `valid` elements at `i` (1 elsewhere).
+    fn load_n<S: Simd>(self, s: S, i: usize, valid: usize) -> T::Vec<S>;
+}
+
+/// The constant factor 1.
+#[derive(Clone, Copy)]
+pub(crate) struct Unit;
+
+impl<T: Float> Factor<T> for Unit {
+    const IS_ONE: bool = true;
+    #[inline(always)]
+    fn load_n<S: Simd>(self, s: S, _: usize, _: usize) -> T::Vec<S> {
+        T::Vec::<S>::splat(s, T::ONE)
+    }
+}
+
+impl<T: Float> Factor<T> for Operand<'_, T> {
+    const IS_ONE: bool = false;
+    #[inline(always)]
+    fn load_n<S: Simd>(self, s: S, i: usize, valid: usize) -> T::Vec<S> {
+        Operand::load_n(self, s, i, valid)
+    }
+}
+
+impl<T: Float> Operand<'_, T> {
+    /// Whether this is `Splat(1)`.
+    fn is_one(&self) -> bool {
+        matches!(*self, Operand::Splat(v) if v == T::ONE)
+    }
+}
+
 /// Squared error `(x - y)^2`, derivative `2 (x - y)`; the factor 2 is folded
 /// into the gradient scale by the caller (as PyTorch does).
 pub(crate) struct SquaredErrorKernel<'a, T> {
@@ -323,39 +363,60 @@ impl<T: Float> Kernel for BinaryCrossEntropyKernel<'_, T> {
     type Output = f64;
     #[inline(always)]
     fn run<S: Simd>(self, s: S) -> f64 {
-        type V<S, T> = <T as Float>::Vec<S>;
         let n = self.prob.len().min(self.target.len());
-        let (prob, target, weight) = (&self.prob[..n], &self.target[..n], self.weight.prefix(n));
-        let zero = V::<S, T>::splat(s, T::ZERO);
-        let one = V::<S, T>::splat(s, T::ONE);
-        let floor = V::<S, T>::splat(s, T::from_f64(-100.0));
-        // PyTorch uses the f32 constant 1e-12 for both element types.
-        let eps = V::<S, T>::splat(s, T::from_f64(1e-12_f32 as f64));
-        let nan = V::<S, T>::splat(s, T::from_f64(f64::NAN));
-        drive_lanes::<S, V<S, T>, _>(
-            s,
-            n,
-            self.out,
-            #[inline(always)]
-            |i, valid| {
-                let p: V<S, T> = load_n(s, prob, i, valid, T::ZERO);
-                let y: V<S, T> = load_n(s, target, i, valid, T::ZERO);
-                let w = weight.load_n(s, i, valid);
-                let log_p = math::ln(s, p).max(floor);
-                let log_q = math::log1p(s, p.neg()).max(floor);
-                // -(y ln p + (1 - y) ln(1 - p)), both terms <= 0 for valid lanes.
-                let l = y.mul_add(log_p, one.sub(y).mul(log_q)).mul(w.neg());
-                // Valid iff 0 <= p <= 1 and 0 <= y <= 1 (false for NaN).
-                let ok = V::<S, T>::mask_and(
-                    V::<S, T>::mask_and(zero.le(p), p.le(one)),
-                    V::<S, T>::mask_and(zero.le(y), y.le(one)),
-                );
-                let l = V::<S, T>::select(ok, l, nan);
-                let d = p.sub(y).div(one.sub(p).mul(p).max(eps)).mul(w);
-                (l, d)
-            },
-        )
+        let (prob, target) = (&self.prob[..n], &self.target[..n]);
+        if self.weight.is_one() {
+            bce_probs(s, prob, target, Unit, self.out)
+        } else {
+            bce_probs(s, prob, target, self.weight.prefix(n), self.out)
+        }
     }
+}
+
+#[inline(always)]
+fn bce_probs<S: Simd, T: Float, W: Factor<T>>(
+    s: S,
+    prob: &[T],
+    target: &[T],
+    weight: W,
+    out: Out<'_, T>,
+) -> f64 {
+    type V<S, T> = <T as Float>::Vec<S>;
+    let n = prob.len().min(target.len());
+    let (prob, target) = (&prob[..n], &target[..n]);
+    let zero = V::<S, T>::splat(s, T::ZERO);
+    let one = V::<S, T>::splat(s, T::ONE);
+    let floor = V::<S, T>::splat(s, T::from_f64(-100.0));
+    // PyTorch uses the f32 constant 1e-12 for both element types.
+    let eps = V::<S, T>::splat(s, T::from_f64(1e-12_f32 as f64));
+    let nan = V::<S, T>::splat(s, T::from_f64(f64::NAN));
+    drive_lanes::<S, V<S, T>, _>(
+        s,
+        n,
+        out,
+        #[inline(always)]
+        |i, valid| {
+            let p: V<S, T> = load_n(s, prob, i, valid, T::ZERO);
+            let y: V<S, T> = load_n(s, target, i, valid, T::ZERO);
+            let log_p = math::ln(s, p).max(floor);
+            let log_q = math::log1p(s, p.neg()).max(floor);
+            // -(y ln p + (1 - y) ln(1 - p)), both terms <= 0 for valid lanes.
+            let l = y.mul_add(log_p, one.sub(y).mul(log_q)).neg();
+            // Valid iff 0 <= p <= 1 and 0 <= y <= 1 (false for NaN).
+            let ok = V::<S, T>::mask_and(
+                V::<S, T>::mask_and(zero.le(p), p.le(one)),
+                V::<S, T>::mask_and(zero.le(y), y.le(one)),
+            );
+            let l = V::<S, T>::select(ok, l, nan);
+            let d = p.sub(y).div(one.sub(p).mul(p).max(eps));
+            if W::IS_ONE {
+                (l, d)
+            } else {
+                let w = weight.load_n(s, i, valid);
+                (l.mul(w), d.mul(w))
+            }
+        },
+    )
 }
 
 /// Binary cross entropy with logits, PyTorch's stable form with `pos_weight`
@@ -411,6 +472,8 @@ impl<T: Float> Kernel for BinaryCrossEntropyWithLogitsKernel<'_, T> {
     }
 }
 
+/// One segment with one `pos_weight` operand: picks the instantiation for
+/// the weights that are the constant 1.
 #[inline(always)]
 fn bce_logits_segment<S: Simd, T: Float>(
     s: S,
@@ -420,10 +483,29 @@ fn bce_logits_segment<S: Simd, T: Float>(
     pos_weight: Operand<'_, T>,
     out: Out<'_, T>,
 ) -> f64 {
-    type V<S, T> = <T as Float>::Vec<S>;
     let n = logit.len().min(target.len());
     let (logit, target) = (&logit[..n], &target[..n]);
     let (weight, pos_weight) = (weight.prefix(n), pos_weight.prefix(n));
+    match (weight.is_one(), pos_weight.is_one()) {
+        (true, true) => bce_logits(s, logit, target, Unit, Unit, out),
+        (true, false) => bce_logits(s, logit, target, Unit, pos_weight, out),
+        (false, true) => bce_logits(s, logit, target, weight, Unit, out),
+        (false, false) => bce_logits(s, logit, target, weight, pos_weight, out),
+    }
+}
+
+#[inline(always)]
+fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
+    s: S,
+    logit: &[T],
+    target: &[T],
+    weight: W,
+    pos_weight: P,
+    out: Out<'_, T>,
+) -> f64 {
+    type V<S, T> = <T as Float>::Vec<S>;
+    let n = logit.len().min(target.len());
+    let (logit, target) = (&logit[..n], &target[..n]);
     let zero = V::<S, T>::splat(s, T::ZERO);
     let one = V::<S, T>::splat(s, T::ONE);
     let inf = V::<S, T>::splat(s, T::from_f64(f64::INFINITY));
@@ -433,14 +515,20 @@ fn bce_logits_segment<S: Simd, T: Float>(
         out,
         #[inline(always)]
         |i, valid| {
+            // The arithmetic is heavy: fetch the streams ahead.
+            crate::simd::prefetch(logit, i + PREFETCH);
+            crate::simd::prefetch(target, i + PREFETCH);
             let x: V<S, T> = load_n(s, logit, i, valid, T::ZERO);
             let y: V<S, T> = load_n(s, target, i, valid, T::ZERO);
-            let w = weight.load_n(s, i, valid);
-            let pw = pos_weight.load_n(s, i, valid);
             let lg = math::logistic(s, x);
             let one_minus_y = one.sub(y);
-            let pw_y = pw.mul(y);
-            let log_weight = one_minus_y.add(pw_y); // 1 + (pw - 1) y
+            // pw y and lw = 1 + (pw - 1) y = (1 - y) + pw y.
+            let (pw_y, log_weight) = if P::IS_ONE {
+                (y, one)
+            } else {
+                let pw_y = pos_weight.load_n(s, i, valid).mul(y);
+                (pw_y, one_minus_y.add(pw_y))
+            };
             let neg = x.lt(zero);
             // (1 - y) max(x, 0) + pw y max(-x, 0) + lw ln(1 + e^{-|x|}): no
             // cancellation of x against softplus(-x).
@@ -455,12 +543,17 @@ fn bce_logits_segment<S: Simd, T: Float>(
             } else {
                 l
             };
-            // (1 - y) σ(x) - pw y σ(-x), with σ(±|x|) from the same division.
+            // (1 - y) σ(x) - pw y σ(-x), with σ(±|x|) from the same reciprocal.
             let sig_small = lg.e.mul(lg.inv); // σ(-|x|)
             let sig_x = V::<S, T>::select(neg, sig_small, lg.inv);
             let sig_neg_x = V::<S, T>::select(neg, lg.inv, sig_small);
             let d = one_minus_y.mul_add(sig_x, pw_y.mul(sig_neg_x).neg());
-            (l.mul(w), d.mul(w))
+            if W::IS_ONE {
+                (l, d)
+            } else {
+                let w = weight.load_n(s, i, valid);
+                (l.mul(w), d.mul(w))
+            }
         },
     )
 }
