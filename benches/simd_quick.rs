@@ -6,13 +6,15 @@
 //! CARGO_TARGET_DIR=target/native RUSTFLAGS="-C target-cpu=native" \
 //!     cargo bench --bench simd_quick             # the same, built for this CPU
 //! cargo bench --bench simd_quick -- quick        # fewer rounds
+//! cargo bench --bench simd_quick -- bce_logits   # only groups whose title contains it
 //! ```
 //!
 //! Every group runs its kernels interleaved (one call of each per round,
-//! repeated for at least 25 ms) on one thread (a 1-thread rayon pool), on the
+//! repeated for at least 3 ms) on one thread (a 1-thread rayon pool), on the
 //! same buffers, and prints the median throughput of each and the median of
 //! the per-round ratios against the group's baseline, so a ratio is always
-//! measured in one run. Baselines come from `support/`: `read2` (the
+//! measured in one run; in brackets the best round of each and the ratio of
+//! the bests (the machine's undisturbed speed, on a shared machine). Baselines come from `support/`: `read2` (the
 //! two-array read limit, AVX-512 `std::arch` when present), `exp2` (two
 //! polynomial `exp` per element over an in-cache window: the compute limit of
 //! BCE with logits) and the idiomatic scalar loops of `support::naive`.
@@ -48,8 +50,24 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Runs the candidates interleaved for `rounds` rounds and prints the
 /// median elements/s of each and its median per-round ratio to the first.
-fn group(title: &str, n: usize, a: &[f32], b: &[f32], grad: &mut [f32], cands: &[Candidate<'_>], rounds: usize) {
-    // Repetitions per call so that one measurement takes >= 25 ms.
+fn group(
+    title: &str,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    grad: &mut [f32],
+    cands: &[Candidate<'_>],
+    rounds: usize,
+) {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "quick" && !a.starts_with('-'))
+        .collect();
+    if !filters.is_empty() && !filters.iter().any(|f| title.contains(f.as_str())) {
+        return;
+    }
+    // Repetitions per call so that one measurement takes >= 3 ms: many short
+    // rounds, so that on a shared machine some rounds run undisturbed.
     let reps: Vec<usize> = cands
         .iter()
         .map(|(_, f)| {
@@ -57,7 +75,7 @@ fn group(title: &str, n: usize, a: &[f32], b: &[f32], grad: &mut [f32], cands: &
             let t = Instant::now();
             black_box(f(a, b, grad));
             let dt = t.elapsed().as_secs_f64().max(1e-7);
-            ((0.025 / dt).ceil() as usize).clamp(1, 100_000)
+            ((0.003 / dt).ceil() as usize).clamp(1, 100_000)
         })
         .collect();
     let mut rates = vec![Vec::with_capacity(rounds); cands.len()];
@@ -76,11 +94,19 @@ fn group(title: &str, n: usize, a: &[f32], b: &[f32], grad: &mut [f32], cands: &
             ratios[k].push(rate / round[0]);
         }
     }
-    println!("\n{title} (n = {n}, {rounds} rounds, 1 thread)");
+    println!("\n{title} (n = {n}, {rounds} rounds, 1 thread; median [best] round)");
+    let best0 = rates[0].iter().copied().fold(0.0, f64::max);
     for (k, (name, _)) in cands.iter().enumerate() {
+        let best = rates[k].iter().copied().fold(0.0, f64::max);
         let rate = median(&mut rates[k]);
         let ratio = median(&mut ratios[k]);
-        println!("  {name:<34} {:>9.3} G elem/s   x{ratio:>7.3} vs {}", rate / 1e9, cands[0].0);
+        println!(
+            "  {name:<34} {:>7.3} [{:>7.3}] G elem/s   x{ratio:>7.3} [{:>7.3}] vs {}",
+            rate / 1e9,
+            best / 1e9,
+            best / best0,
+            cands[0].0
+        );
     }
 }
 
@@ -89,7 +115,10 @@ fn mse(backend: Backend, with_grad: bool) -> Candidate<'static> {
     let name = format!("loss_kernels {backend:?}");
     let mse = SquaredError::new().backend(backend);
     if with_grad {
-        (name, Box::new(move |a, b, g| mse.loss_grad(a, b, g).unwrap()))
+        (
+            name,
+            Box::new(move |a, b, g| mse.loss_grad(a, b, g).unwrap()),
+        )
     } else {
         (name, Box::new(move |a, b, _| mse.loss(a, b).unwrap()))
     }
@@ -99,7 +128,10 @@ fn bce_logits(backend: Backend, with_grad: bool) -> Candidate<'static> {
     let name = format!("loss_kernels {backend:?}");
     let bce = BinaryCrossEntropyWithLogits::<f32>::new().backend(backend);
     if with_grad {
-        (name, Box::new(move |a, b, g| bce.loss_grad(a, b, g).unwrap()))
+        (
+            name,
+            Box::new(move |a, b, g| bce.loss_grad(a, b, g).unwrap()),
+        )
     } else {
         (name, Box::new(move |a, b, _| bce.loss(a, b).unwrap()))
     }
@@ -107,7 +139,7 @@ fn bce_logits(backend: Backend, with_grad: bool) -> Candidate<'static> {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
-    let rounds = if quick { 5 } else { 11 };
+    let rounds = if quick { 15 } else { 60 };
     println!(
         "detected backend: {:?}; available: {:?}; built with target-cpu features: avx2={} avx512f={}",
         Backend::detected(),
@@ -120,14 +152,22 @@ fn main() {
         // Squared error, loss, 2^24: bandwidth-bound.
         let n = 1 << 24;
         let (x, y) = data::regression(n);
-        let mut cands = vec![from_support("read2 (two-array read limit)", reference::read2, 0.0)];
+        let mut cands = vec![from_support(
+            "read2 (two-array read limit)",
+            reference::read2,
+            0.0,
+        )];
         cands.push(mse(Backend::Auto, false));
         cands.push(from_support("naive", naive::mse_fwd, 0.0));
         group("mse fwd 2^24", n, &x, &y, &mut [], &cands, rounds);
 
         // BCE with logits, loss, 2^24: bandwidth-bound if the math keeps up.
         let (x, y) = data::logits_binary(n);
-        let mut cands = vec![from_support("read2 (two-array read limit)", reference::read2, 0.0)];
+        let mut cands = vec![from_support(
+            "read2 (two-array read limit)",
+            reference::read2,
+            0.0,
+        )];
         cands.push(bce_logits(Backend::Auto, false));
         group("bce_logits fwd 2^24", n, &x, &y, &mut [], &cands, rounds);
 
@@ -136,22 +176,46 @@ fn main() {
         let (x, y) = data::logits_binary(n);
         let mut grad = data::output(n);
         let scale = 1.0 / n as f32;
-        let mut cands = vec![from_support("naive (zip/map, std exp/ln_1p)", naive::bce_logits_fwd_grad, scale)];
+        let mut cands = vec![from_support(
+            "naive (zip/map, std exp/ln_1p)",
+            naive::bce_logits_fwd_grad,
+            scale,
+        )];
         cands.extend(all.iter().map(|&b| bce_logits(b, true)));
-        cands.push(from_support("exp2 (2 poly exp / elem limit)", reference::exp2, 0.0));
-        group("bce_logits fwd_grad 2^16", n, &x, &y, &mut grad, &cands, rounds);
+        cands.push(from_support(
+            "exp2 (2 poly exp / elem limit)",
+            reference::exp2,
+            0.0,
+        ));
+        group(
+            "bce_logits fwd_grad 2^16",
+            n,
+            &x,
+            &y,
+            &mut grad,
+            &cands,
+            rounds,
+        );
 
         let mut cands = vec![from_support("naive", naive::bce_logits_fwd, 0.0)];
         cands.extend(all.iter().map(|&b| bce_logits(b, false)));
         group("bce_logits fwd 2^16", n, &x, &y, &mut [], &cands, rounds);
 
         let (x, y) = data::regression(n);
-        let mut cands = vec![from_support("read2 (two-array read limit)", reference::read2, 0.0)];
+        let mut cands = vec![from_support(
+            "read2 (two-array read limit)",
+            reference::read2,
+            0.0,
+        )];
         cands.extend(all.iter().map(|&b| mse(b, false)));
         cands.push(from_support("naive", naive::mse_fwd, 0.0));
         group("mse fwd 2^16", n, &x, &y, &mut [], &cands, rounds);
 
-        let mut cands = vec![from_support("read2_write1 (read + store limit)", reference::read2_write1, 0.0)];
+        let mut cands = vec![from_support(
+            "read2_write1 (read + store limit)",
+            reference::read2_write1,
+            0.0,
+        )];
         cands.extend(all.iter().map(|&b| mse(b, true)));
         cands.push(from_support("naive", naive::mse_fwd_grad, scale));
         group("mse fwd_grad 2^16", n, &x, &y, &mut grad, &cands, rounds);
