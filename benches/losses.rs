@@ -45,6 +45,42 @@ type OursElementwise<'a> = &'a (dyn Fn(&[f32], &[f32], &mut [f32]) -> f32 + Sync
 /// Our public call on a cross-entropy workload: `(logits, classes, labels, grad) -> loss`.
 type OursRows<'a> = &'a (dyn Fn(&[f32], usize, &[u32], &mut [f32]) -> f32 + Sync);
 
+/// Inputs of a two-array workload, and a gradient-sized output buffer.
+struct Pair {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    grad: Vec<f32>,
+}
+
+/// Inputs of a cross-entropy workload, and a gradient-sized output buffer.
+struct Batch {
+    logits: Vec<f32>,
+    labels: Vec<u32>,
+    grad: Vec<f32>,
+}
+
+/// A workload's inputs, built (and checked) on first use. Criterion calls a
+/// benchmark's closure only when its id matches the filter, so a filtered
+/// run (`-- '^mse_65536'`, `scripts/default-vs-native`) neither generates
+/// nor checks the data of the groups it skips.
+struct Lazy<T> {
+    value: Option<T>,
+    make: Box<dyn Fn() -> T>,
+}
+
+impl<T> Lazy<T> {
+    fn new(make: impl Fn() -> T + 'static) -> Self {
+        Lazy {
+            value: None,
+            make: Box::new(make),
+        }
+    }
+
+    fn get(&mut self) -> &mut T {
+        self.value.get_or_insert_with(&self.make)
+    }
+}
+
 /// Big inputs take tens to hundreds of ms an iteration: one iteration per
 /// sample, 10 samples, instead of criterion's linear ramp.
 fn size_settings(
@@ -56,16 +92,18 @@ fn size_settings(
     }
 }
 
-/// One canonical elementwise group (`grad` empty for loss only).
+/// One canonical elementwise group of `n` elements, loss only or loss+grad.
+#[allow(clippy::too_many_arguments)]
 fn elementwise_group(
     c: &mut Criterion,
     name: &str,
-    (a, b, grad): (&[f32], &[f32], &mut [f32]),
+    n: usize,
+    inputs: &mut Lazy<Pair>,
+    with_grad: bool,
     ours: OursElementwise<'_>,
     naive: Elementwise,
     limits: &[(&str, Elementwise)],
 ) {
-    let n = a.len();
     let scale = 1.0 / n as f32;
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(n as u64));
@@ -74,12 +112,18 @@ fn elementwise_group(
         let p = pool(t);
         let id = |f: &str| BenchmarkId::new(f, format!("t{t}"));
         group.bench_function(id("ours"), |bench| {
+            let Pair { a, b, grad } = inputs.get();
+            let (a, b): (&[f32], &[f32]) = (a, b);
+            let grad: &mut [f32] = if with_grad { grad } else { &mut [] };
             p.install(|| bench.iter(|| ours(black_box(a), black_box(b), &mut *grad)))
         });
         let mut kernels = vec![("naive", naive)];
         kernels.extend_from_slice(limits);
         for (fname, kernel) in kernels {
             group.bench_function(id(fname), |bench| {
+                let Pair { a, b, grad } = inputs.get();
+                let (a, b): (&[f32], &[f32]) = (a, b);
+                let grad: &mut [f32] = if with_grad { grad } else { &mut [] };
                 p.install(|| {
                     bench.iter(|| {
                         let (a, b) = (black_box(a), black_box(b));
@@ -97,17 +141,20 @@ fn elementwise_group(
     group.finish();
 }
 
-/// One canonical cross-entropy group (`grad` empty for loss only).
+/// One canonical cross-entropy group of `rows × classes`, loss only or loss+grad.
+#[allow(clippy::too_many_arguments)]
 fn rows_group(
     c: &mut Criterion,
     name: &str,
-    (logits, classes, labels, grad): (&[f32], usize, &[u32], &mut [f32]),
+    (rows, classes): (usize, usize),
+    inputs: &mut Lazy<Batch>,
+    with_grad: bool,
     ours: OursRows<'_>,
     naive: Rows,
     limits: &[(&str, Rows)],
 ) {
-    let n = logits.len();
-    let scale = 1.0 / labels.len() as f32;
+    let n = rows * classes;
+    let scale = 1.0 / rows as f32;
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(n as u64));
     size_settings(&mut group, n);
@@ -115,6 +162,13 @@ fn rows_group(
         let p = pool(t);
         let id = |f: &str| BenchmarkId::new(f, format!("t{t}"));
         group.bench_function(id("ours"), |bench| {
+            let Batch {
+                logits,
+                labels,
+                grad,
+            } = inputs.get();
+            let (logits, labels): (&[f32], &[u32]) = (logits, labels);
+            let grad: &mut [f32] = if with_grad { grad } else { &mut [] };
             p.install(|| {
                 bench.iter(|| ours(black_box(logits), classes, black_box(labels), &mut *grad))
             })
@@ -123,6 +177,13 @@ fn rows_group(
         kernels.extend_from_slice(limits);
         for (fname, kernel) in kernels {
             group.bench_function(id(fname), |bench| {
+                let Batch {
+                    logits,
+                    labels,
+                    grad,
+                } = inputs.get();
+                let (logits, labels): (&[f32], &[u32]) = (logits, labels);
+                let grad: &mut [f32] = if with_grad { grad } else { &mut [] };
                 p.install(|| {
                     bench.iter(|| {
                         let (x, y) = (black_box(logits), black_box(labels));
@@ -142,20 +203,22 @@ fn rows_group(
 
 fn mse(c: &mut Criterion) {
     for n in [1_usize << 16, 1 << 24] {
-        let (pred, target) = data::regression(n);
-        let mut grad = data::output(n);
+        let mut inputs = Lazy::new(move || {
+            let (a, b) = data::regression(n);
+            let ours = SquaredError::new().loss(&a, &b).unwrap();
+            support::check("mse", ours, naive::exact::mse(&a, &b));
+            let grad = data::output(n);
+            Pair { a, b, grad }
+        });
         let fwd = |a: &[f32], b: &[f32], _: &mut [f32]| SquaredError::new().loss(a, b).unwrap();
         let fwd_grad =
             |a: &[f32], b: &[f32], g: &mut [f32]| SquaredError::new().loss_grad(a, b, g).unwrap();
-        support::check(
-            "mse",
-            fwd(&pred, &target, &mut []),
-            naive::exact::mse(&pred, &target),
-        );
         elementwise_group(
             c,
             &format!("mse_{n}_fwd"),
-            (&pred, &target, &mut []),
+            n,
+            &mut inputs,
+            false,
             &fwd,
             naive::mse_fwd,
             &[("limit_bw", reference::read2)],
@@ -163,7 +226,9 @@ fn mse(c: &mut Criterion) {
         elementwise_group(
             c,
             &format!("mse_{n}_fwd_grad"),
-            (&pred, &target, &mut grad),
+            n,
+            &mut inputs,
+            true,
             &fwd_grad,
             naive::mse_fwd_grad,
             &[("limit_bw", reference::read2_write1)],
@@ -173,8 +238,13 @@ fn mse(c: &mut Criterion) {
 
 fn bce_logits(c: &mut Criterion) {
     for n in [1_usize << 16, 1 << 24] {
-        let (x, y) = data::logits_binary(n);
-        let mut grad = data::output(n);
+        let mut inputs = Lazy::new(move || {
+            let (a, b) = data::logits_binary(n);
+            let ours = BinaryCrossEntropyWithLogits::new().loss(&a, &b).unwrap();
+            support::check("bce_logits", ours, naive::exact::bce_logits(&a, &b));
+            let grad = data::output(n);
+            Pair { a, b, grad }
+        });
         let fwd = |a: &[f32], b: &[f32], _: &mut [f32]| {
             BinaryCrossEntropyWithLogits::new().loss(a, b).unwrap()
         };
@@ -183,15 +253,12 @@ fn bce_logits(c: &mut Criterion) {
                 .loss_grad(a, b, g)
                 .unwrap()
         };
-        support::check(
-            "bce_logits",
-            fwd(&x, &y, &mut []),
-            naive::exact::bce_logits(&x, &y),
-        );
         elementwise_group(
             c,
             &format!("bce_logits_{n}_fwd"),
-            (&x, &y, &mut []),
+            n,
+            &mut inputs,
+            false,
             &fwd,
             naive::bce_logits_fwd,
             &[
@@ -202,7 +269,9 @@ fn bce_logits(c: &mut Criterion) {
         elementwise_group(
             c,
             &format!("bce_logits_{n}_fwd_grad"),
-            (&x, &y, &mut grad),
+            n,
+            &mut inputs,
+            true,
             &fwd_grad,
             naive::bce_logits_fwd_grad,
             &[
@@ -215,17 +284,23 @@ fn bce_logits(c: &mut Criterion) {
 
 fn bce_probs(c: &mut Criterion) {
     let n = 1_usize << 24;
-    let (p, y) = data::probs_binary(n);
+    let mut inputs = Lazy::new(move || {
+        let (a, b) = data::probs_binary(n);
+        let ours = BinaryCrossEntropy::new().loss(&a, &b).unwrap();
+        support::check("bce_probs", ours, naive::exact::bce_probs(&a, &b));
+        Pair {
+            a,
+            b,
+            grad: Vec::new(),
+        }
+    });
     let fwd = |a: &[f32], b: &[f32], _: &mut [f32]| BinaryCrossEntropy::new().loss(a, b).unwrap();
-    support::check(
-        "bce_probs",
-        fwd(&p, &y, &mut []),
-        naive::exact::bce_probs(&p, &y),
-    );
     elementwise_group(
         c,
         &format!("bce_probs_{n}_fwd"),
-        (&p, &y, &mut []),
+        n,
+        &mut inputs,
+        false,
         &fwd,
         naive::bce_probs_fwd,
         &[
@@ -237,61 +312,54 @@ fn bce_probs(c: &mut Criterion) {
 
 fn ce_sparse(c: &mut Criterion) {
     for (rows, classes) in [(4096_usize, 1000_usize), (256, 131_072)] {
-        let (logits, labels) = data::classification(rows, classes);
-        let mut grad = data::output(rows * classes);
+        let mut inputs = Lazy::new(move || {
+            let (logits, labels) = data::classification(rows, classes);
+            let ours = CrossEntropy::new().loss(&logits, classes, &labels).unwrap();
+            support::check(
+                "ce_sparse",
+                ours,
+                naive::exact::ce(&logits, classes, &labels),
+            );
+            let grad = data::output(rows * classes);
+            Batch {
+                logits,
+                labels,
+                grad,
+            }
+        });
         let fwd = |x: &[f32], c: usize, y: &[u32], _: &mut [f32]| {
             CrossEntropy::new().loss(x, c, y).unwrap()
         };
         let fwd_grad = |x: &[f32], c: usize, y: &[u32], g: &mut [f32]| {
             CrossEntropy::new().loss_grad(x, c, y, g).unwrap()
         };
-        support::check(
-            "ce_sparse",
-            fwd(&logits, classes, &labels, &mut []),
-            naive::exact::ce(&logits, classes, &labels),
-        );
-        ce_groups(
+        rows_group(
             c,
-            rows,
-            classes,
-            (&logits, &labels, &mut grad),
+            &format!("ce_sparse_{rows}x{classes}_fwd"),
+            (rows, classes),
+            &mut inputs,
+            false,
             &fwd,
+            naive::ce_fwd,
+            &[
+                ("limit_bw", reference::read1_rows),
+                ("limit_exp", reference::exp1_rows),
+            ],
+        );
+        rows_group(
+            c,
+            &format!("ce_sparse_{rows}x{classes}_fwd_grad"),
+            (rows, classes),
+            &mut inputs,
+            true,
             &fwd_grad,
+            naive::ce_fwd_grad,
+            &[
+                ("limit_bw", reference::read1_write1_rows),
+                ("limit_exp", reference::exp1_rows),
+            ],
         );
     }
-}
-
-/// The loss and loss+grad groups of one cross-entropy shape.
-fn ce_groups(
-    c: &mut Criterion,
-    rows: usize,
-    classes: usize,
-    (logits, labels, grad): (&[f32], &[u32], &mut [f32]),
-    fwd: OursRows<'_>,
-    fwd_grad: OursRows<'_>,
-) {
-    rows_group(
-        c,
-        &format!("ce_sparse_{rows}x{classes}_fwd"),
-        (logits, classes, labels, &mut []),
-        fwd,
-        naive::ce_fwd,
-        &[
-            ("limit_bw", reference::read1_rows),
-            ("limit_exp", reference::exp1_rows),
-        ],
-    );
-    rows_group(
-        c,
-        &format!("ce_sparse_{rows}x{classes}_fwd_grad"),
-        (logits, classes, labels, grad),
-        fwd_grad,
-        naive::ce_fwd_grad,
-        &[
-            ("limit_bw", reference::read1_write1_rows),
-            ("limit_exp", reference::exp1_rows),
-        ],
-    );
 }
 
 /// Defaults for a full run; criterion's CLI (`--warm-up-time`,
@@ -314,6 +382,10 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(2))
         .sample_size(20)
         .nresamples(20_000)
+        // Criterion renders plots with gnuplot when it is installed: ~4 s a
+        // benchmark on this machine, for SVGs nothing links to (the
+        // `html_reports` feature is off). The numbers are in `estimates.json`.
+        .without_plots()
 }
 
 criterion_group! {

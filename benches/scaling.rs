@@ -281,6 +281,10 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_millis(1500))
         .sample_size(20)
         .nresamples(20_000)
+        // Criterion renders plots with gnuplot when it is installed: ~4 s a
+        // benchmark on this machine, for SVGs nothing links to (the
+        // `html_reports` feature is off). The numbers are in `estimates.json`.
+        .without_plots()
 }
 
 criterion_group! {
