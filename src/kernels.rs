@@ -526,8 +526,15 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
             let (pw_y, log_weight) = if P::IS_ONE {
                 (y, one)
             } else {
-                let pw_y = pos_weight.load_n(s, i, valid).mul(y);
-                (pw_y, one_minus_y.add(pw_y))
+                let pw = pos_weight.load_n(s, i, valid);
+                let pw_y = pw.mul(y);
+                // For y in [0, 1] both parts are >= 0 (no cancellation); for
+                // targets outside it (not validated, as in PyTorch) those two
+                // parts cancel instead, so use 1 + (pw - 1) y there.
+                let in_unit = V::<S, T>::mask_and(zero.le(y), y.le(one));
+                let lw =
+                    V::<S, T>::select(in_unit, one_minus_y.add(pw_y), pw.sub(one).mul_add(y, one));
+                (pw_y, lw)
             };
             let neg = x.lt(zero);
             // (1 - y) max(x, 0) + pw y max(-x, 0) + lw ln(1 + e^{-|x|}): no
