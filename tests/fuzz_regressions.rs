@@ -25,27 +25,52 @@ fn f32_gradient_with_tiny_divide_by_is_not_nan() {
     for b in backends() {
         // MSE: grad = 2 (x - y) / d = [0, 2e-39 / 1e-40 = 20].
         let mut g = [0.0_f32; 2];
-        SquaredError::new().reduction(tiny).backend(b).loss_grad(&[1.0_f32, 1e-39], &[1.0, 0.0], &mut g).unwrap();
+        SquaredError::new()
+            .reduction(tiny)
+            .backend(b)
+            .loss_grad(&[1.0_f32, 1e-39], &[1.0, 0.0], &mut g)
+            .unwrap();
         assert_eq!(g[0], 0.0, "{b:?} MSE grad of x == y: {g:?}");
-        assert!((g[1] - 20.0).abs() < 1e-3, "{b:?} MSE grad: {g:?}, expected [0, 20]");
+        assert!(
+            (g[1] - 20.0).abs() < 1e-3,
+            "{b:?} MSE grad: {g:?}, expected [0, 20]"
+        );
 
         // BCE at p == y: the gradient is 0.
         let mut g = [0.0_f32; 1];
-        BinaryCrossEntropy::new().reduction(tiny).backend(b).loss_grad(&[0.5_f32], &[0.5], &mut g).unwrap();
+        BinaryCrossEntropy::new()
+            .reduction(tiny)
+            .backend(b)
+            .loss_grad(&[0.5_f32], &[0.5], &mut g)
+            .unwrap();
         assert_eq!(g[0], 0.0, "{b:?} BCE grad at p == y: {g:?}");
 
         // BCE with logits at sigmoid(x) == y: the gradient is 0.
-        BinaryCrossEntropyWithLogits::new().reduction(tiny).backend(b).loss_grad(&[0.0_f32], &[0.5], &mut g).unwrap();
-        assert_eq!(g[0], 0.0, "{b:?} BCE-with-logits grad at sigmoid(x) == y: {g:?}");
+        BinaryCrossEntropyWithLogits::new()
+            .reduction(tiny)
+            .backend(b)
+            .loss_grad(&[0.0_f32], &[0.5], &mut g)
+            .unwrap();
+        assert_eq!(
+            g[0], 0.0,
+            "{b:?} BCE-with-logits grad at sigmoid(x) == y: {g:?}"
+        );
 
         // CE: a masked class has softmax 0, hence gradient 0.
         let mut g = [0.0_f32; 2];
-        CrossEntropy::new().reduction(tiny).backend(b).loss_grad(&[0.0_f32, f32::NEG_INFINITY], 2, &[0_u32], &mut g).unwrap();
+        CrossEntropy::new()
+            .reduction(tiny)
+            .backend(b)
+            .loss_grad(&[0.0_f32, f32::NEG_INFINITY], 2, &[0_u32], &mut g)
+            .unwrap();
         let want = reference::cross_entropy(
             &[0.0, f64::NEG_INFINITY],
             2,
             &[0],
-            &CrossEntropyOptions { reduction: tiny, ..Default::default() },
+            &CrossEntropyOptions {
+                reduction: tiny,
+                ..Default::default()
+            },
         )
         .unwrap();
         assert_eq!(want.grad, vec![0.0, 0.0]);
@@ -65,11 +90,23 @@ fn ce_option_errors_come_before_label_errors() {
         &[0.0],
         1,
         &[5],
-        &CrossEntropyOptions { reduction: bad, ..Default::default() },
+        &CrossEntropyOptions {
+            reduction: bad,
+            ..Default::default()
+        },
     )
     .unwrap_err();
-    assert!(matches!(want, loss_kernels::LossError::InvalidOption { option: "reduction", .. }));
-    let got = CrossEntropy::<f32>::new().reduction(bad).loss(&[0.0_f32], 1, &[5_u32]).unwrap_err();
+    assert!(matches!(
+        want,
+        loss_kernels::LossError::InvalidOption {
+            option: "reduction",
+            ..
+        }
+    ));
+    let got = CrossEntropy::<f32>::new()
+        .reduction(bad)
+        .loss(&[0.0_f32], 1, &[5_u32])
+        .unwrap_err();
     assert_eq!(got, want);
 }
 
@@ -86,27 +123,46 @@ fn dense_ce_products_keep_accuracy() {
     let loss = CrossEntropy::new()
         .class_weights(&w)
         .reduction(Reduction::Sum)
-        .loss_dense(&[-0.772_705_1_f32, 0.529_968_26, -0.386_779_8], 1, &[1.0, 1.0, 1.0])
+        .loss_dense(
+            &[-0.772_705_1_f32, 0.529_968_26, -0.386_779_8],
+            1,
+            &[1.0, 1.0, 1.0],
+        )
         .unwrap();
-    assert!(loss.abs() < 1e-12, "one-class rows: loss {loss:e}, expected 0");
+    assert!(
+        loss.abs() < 1e-12,
+        "one-class rows: loss {loss:e}, expected 0"
+    );
 
     // A confidently correct row with class weights, dense one-hot vs labels.
     let w3 = [0.3_f32, 1.0, 1.0];
     let x = [20.3_f32, 0.1, -0.7];
-    let ce = CrossEntropy::new().class_weights(&w3).reduction(Reduction::Sum);
+    let ce = CrossEntropy::new()
+        .class_weights(&w3)
+        .reduction(Reduction::Sum);
     let sparse = ce.loss(&x, 3, &[0_u32]).unwrap();
     let dense = ce.loss_dense(&x, 3, &[1.0, 0.0, 0.0]).unwrap();
     let want = reference::cross_entropy_dense(
         &x.map(f64::from),
         3,
         &[1.0, 0.0, 0.0],
-        &CrossEntropyOptions { class_weights: Some(&w3.map(f64::from)), reduction: Reduction::Sum, ..Default::default() },
+        &CrossEntropyOptions {
+            class_weights: Some(&w3.map(f64::from)),
+            reduction: Reduction::Sum,
+            ..Default::default()
+        },
     )
     .unwrap()
     .loss;
-    assert!((f64::from(sparse) - want).abs() <= 1e-5 * want, "sparse {sparse:e} vs oracle {want:e}");
+    assert!(
+        (f64::from(sparse) - want).abs() <= 1e-5 * want,
+        "sparse {sparse:e} vs oracle {want:e}"
+    );
     assert!(dense >= 0.0, "dense loss is negative: {dense:e}");
-    assert!((f64::from(dense) - want).abs() <= 1e-4 * want, "dense {dense:e} vs oracle {want:e} (sparse {sparse:e})");
+    assert!(
+        (f64::from(dense) - want).abs() <= 1e-4 * want,
+        "dense {dense:e} vs oracle {want:e} (sparse {sparse:e})"
+    );
 }
 
 /// Finding 4: BCE with logits computes the positive-term weight
@@ -129,9 +185,21 @@ fn bce_logits_log_weight_without_cancellation() {
     .loss;
     assert!((want - std::f64::consts::LN_2).abs() < 1e-12);
     for b in backends() {
-        let got = BinaryCrossEntropyWithLogits::new().backend(b).loss(&[0.0_f32, 0.0], &[-1e12, 3e9]).unwrap();
-        assert!((f64::from(got) - want).abs() < 1e-6, "{b:?}: f32 loss {got:e}, expected ln 2");
-        let got = BinaryCrossEntropyWithLogits::new().backend(b).loss(&[0.0_f64], &[-1e20]).unwrap();
-        assert!((got - want).abs() < 1e-12, "{b:?}: f64 loss {got:e}, expected ln 2");
+        let got = BinaryCrossEntropyWithLogits::new()
+            .backend(b)
+            .loss(&[0.0_f32, 0.0], &[-1e12, 3e9])
+            .unwrap();
+        assert!(
+            (f64::from(got) - want).abs() < 1e-6,
+            "{b:?}: f32 loss {got:e}, expected ln 2"
+        );
+        let got = BinaryCrossEntropyWithLogits::new()
+            .backend(b)
+            .loss(&[0.0_f64], &[-1e20])
+            .unwrap();
+        assert!(
+            (got - want).abs() < 1e-12,
+            "{b:?}: f64 loss {got:e}, expected ln 2"
+        );
     }
 }
