@@ -28,8 +28,15 @@
 //!   `[0, 1]` check of input and target is folded into the same pass (a bad
 //!   lane makes its term NaN; the caller then finds the first bad index);
 //! - BCE with logits: `|x|·(x < 0 ? pw·y : 1 - y) + lw·ln(1 + e^{-|x|})` and
-//!   `(1 - y)·σ(x) - pw·y·σ(-x)`, with `lw = 1 + (pw - 1) y`, from one `exp`
-//!   and one division ([`math::logistic`]).
+//!   `(1 - y)·σ(x) - pw·y·σ(-x)`, with `lw = 1 + (pw - 1) y`, from one `exp`,
+//!   one polynomial and one reciprocal ([`math::logistic`]).
+//!
+//! Optimization: weights and `pos_weight` that are the constant 1 get their
+//! own instantiation ([`Factor`], [`Unit`]), so the common call does no
+//! weight arithmetic; the transcendental kernels prefetch their input
+//! streams ahead of the hardware prefetcher; every closure handed to the
+//! driver is `#[inline(always)]` (a closure compiled out of line would lose
+//! the trampoline's target features, and its intrinsics would become calls).
 
 use crate::math;
 use crate::simd::{Kernel, Simd, Vector};
