@@ -205,13 +205,23 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         self
     }
 
-    /// Checks the shape and options; returns the row count and a config
-    /// whose `grad_scale` is not yet set.
-    fn configure(&self, logits: &[T], classes: usize) -> Result<(usize, Config<'a, T>), LossError> {
+    /// Checks the shapes — `classes`, the logits, then every other length
+    /// (`lengths`, given the row count: targets and output buffers; then the
+    /// class weights) — and only then the option values; returns the row
+    /// count and a config whose `grad_scale` is not yet set.
+    fn configure(
+        &self,
+        logits: &[T],
+        classes: usize,
+        lengths: impl FnOnce(usize) -> Result<(), LossError>,
+    ) -> Result<(usize, Config<'a, T>), LossError> {
         let rows = check_shape(logits, classes)?;
-        let mut w_sum = classes as f64;
+        lengths(rows)?;
         if let Some(w) = self.class_weights {
             check_len("class_weights", classes, w.len())?;
+        }
+        let mut w_sum = classes as f64;
+        if let Some(w) = self.class_weights {
             w_sum = 0.0;
             for (i, &v) in w.iter().enumerate() {
                 check_non_negative("class_weights", Some(i), v.to_f64())?;
@@ -287,9 +297,10 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         labels: &[L],
         out: RowsOut<'_, T>,
     ) -> Result<(f64, Partial, Option<f64>), LossError> {
-        let (rows, mut cfg) = self.configure(logits, classes)?;
-        check_len("labels", rows, labels.len())?;
-        check_out(&out, rows, logits.len())?;
+        let (rows, mut cfg) = self.configure(logits, classes, |rows| {
+            check_len("labels", rows, labels.len())?;
+            check_out(&out, rows, logits.len())
+        })?;
         self.common.check_reduction()?;
         let weight = self.label_weight(&cfg, labels)?;
         let plan = self.common.plan(weight)?;
@@ -306,9 +317,10 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         targets: &[T],
         out: RowsOut<'_, T>,
     ) -> Result<(f64, Partial, Option<f64>), LossError> {
-        let (rows, mut cfg) = self.configure(logits, classes)?;
-        check_len("targets", logits.len(), targets.len())?;
-        check_out(&out, rows, logits.len())?;
+        let (rows, mut cfg) = self.configure(logits, classes, |rows| {
+            check_len("targets", logits.len(), targets.len())?;
+            check_out(&out, rows, logits.len())
+        })?;
         let weight = rows as f64;
         let plan = self.common.plan(weight)?;
         let (kernel_scale, divisor) = plan.kernel_grad_scale::<T>();

@@ -174,8 +174,9 @@ fn finish(per_element: Vec<f64>, grad: Vec<f64>, d: f64, r: Reduction, e: EmptyM
     } else {
         sum / divisor
     };
-    // Scale 1 / divisor; all zeros (even for NaN terms) when the divisor is 0.
-    let scale = |g: f64| if zero { 0.0 } else { g * (1.0 / divisor) };
+    // Divide by the divisor (not times 1 / divisor, which overflows for a
+    // subnormal divisor); all zeros (even for NaN terms) when it is 0.
+    let scale = |g: f64| if zero { 0.0 } else { g / divisor };
     let grad = grad.into_iter().map(scale).collect();
     let partial = Partial { sum, weight: d };
     Output {

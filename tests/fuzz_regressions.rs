@@ -203,3 +203,64 @@ fn bce_logits_log_weight_without_cancellation() {
         );
     }
 }
+
+/// Finding 5: cross entropy validates the options before the length of
+/// `labels` (and of dense `targets`), so a batch with both a wrong labels
+/// length and an invalid option reports the option; the contract order
+/// (shapes — every length — then options) and the oracle report the
+/// length.
+#[test]
+fn ce_length_errors_come_before_option_errors() {
+    let opts = CrossEntropyOptions {
+        softcap: Some(-0.0),
+        ..Default::default()
+    };
+    let want = reference::cross_entropy(&[0.0; 6], 3, &[0], &opts).unwrap_err();
+    assert_eq!(
+        want,
+        loss_kernels::LossError::LengthMismatch {
+            what: "labels",
+            expected: 2,
+            found: 1
+        }
+    );
+    let got = CrossEntropy::new()
+        .softcap(-0.0)
+        .loss(&[0.0_f32; 6], 3, &[0_u32])
+        .unwrap_err();
+    assert_eq!(got, want);
+
+    let want = reference::cross_entropy_dense(&[0.0; 6], 3, &[0.5; 5], &opts).unwrap_err();
+    assert_eq!(
+        want,
+        loss_kernels::LossError::LengthMismatch {
+            what: "targets",
+            expected: 6,
+            found: 5
+        }
+    );
+    let got = CrossEntropy::new()
+        .softcap(-0.0)
+        .loss_dense(&[0.0_f32; 6], 3, &[0.5; 5])
+        .unwrap_err();
+    assert_eq!(got, want);
+}
+
+/// Finding 6 (in the oracle): `reference` scales the gradient by
+/// `1 / divisor`, which is `inf` for a subnormal `Reduction::DivideBy(d)`
+/// (`d < 1 / f64::MAX ≈ 5.6e-309`, valid: finite and > 0), so a zero
+/// gradient element becomes NaN (`0 · inf`). The kernels (since the fix of
+/// finding 1) divide, `g / d`, and give 0.
+#[test]
+fn oracle_gradient_with_subnormal_divide_by() {
+    let d = Reduction::DivideBy(5e-324);
+    let o = reference::squared_error(&[1.0, 2.0], &[1.0, 2.0], d, loss_kernels::EmptyMean::Nan)
+        .unwrap();
+    assert_eq!(o.grad, vec![0.0, 0.0], "oracle");
+    let mut g = [1.0_f64; 2];
+    SquaredError::new()
+        .reduction(d)
+        .loss_grad(&[1.0, 2.0], &[1.0, 2.0], &mut g)
+        .unwrap();
+    assert_eq!(g, [0.0, 0.0], "kernel");
+}

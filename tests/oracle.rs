@@ -492,7 +492,7 @@ fn elem_case(
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(config(512))]
 
     #[test]
     fn prop_squared_error(mut case in elem_case(real(), real())) {
@@ -734,7 +734,7 @@ fn ce_case(soft: bool, zero_weights_with_smoothing: bool) -> impl Strategy<Value
 }
 
 proptest! {
-    #![proptest_config(config(192))]
+    #![proptest_config(config(768))]
 
     /// Integer labels, every option (no zero class weight with smoothing:
     /// the twin below).
@@ -804,7 +804,7 @@ fn primitive_logits() -> impl Strategy<Value = (Vec<f64>, usize)> {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(config(512))]
 
     #[test]
     fn prop_primitives((logits, c) in primitive_logits(), off in 0usize..8) {

@@ -16,7 +16,8 @@ pub struct Bytes<'a> {
 impl<'a> Bytes<'a> {
     /// A reader over `data`.
     pub fn new(data: &'a [u8]) -> Self {
-        let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ (data.len() as u64).wrapping_mul(0x100_0000_01B3);
+        let mut seed =
+            0x9E37_79B9_7F4A_7C15_u64 ^ (data.len() as u64).wrapping_mul(0x100_0000_01B3);
         for &b in data.iter().rev().take(8) {
             seed = (seed << 8 | u64::from(b)) ^ (seed >> 56);
         }

@@ -155,7 +155,11 @@ impl<T: Elem> Case<T> {
         });
         let targets = if dense {
             let t_len = gen::maybe_wrong_len(b, len);
-            let kind = if b.u8() < 208 { Kind::Prob } else { Kind::General };
+            let kind = if b.u8() < 208 {
+                Kind::Prob
+            } else {
+                Kind::General
+            };
             let mut t: Vec<T> = gen::values(b, t_len, kind);
             // Most rows of a probability target sum to 1: normalize them
             // (in f64) unless the case asks for raw targets.
@@ -163,13 +167,14 @@ impl<T: Elem> Case<T> {
                 for row in t.chunks_mut(classes) {
                     let s: f64 = row.iter().map(|v| v.to_f64()).sum();
                     if s.is_finite() && s > 0.0 {
-                        row.iter_mut().for_each(|v| *v = T::from_f64(v.to_f64() / s));
+                        row.iter_mut()
+                            .for_each(|v| *v = T::from_f64(v.to_f64() / s));
                     }
                 }
             }
             Targets::Dense(t)
         } else {
-            let label_type = b.u8() % 8;
+            let label_type = b.u8() % 4;
             let n = gen::maybe_wrong_len(b, rows);
             let risky = b.u8() >= 192;
             let ig = ignore.value().unwrap_or(-100);
@@ -312,7 +317,10 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
     let (eps, lambda) = (c.label_smoothing, c.z_loss);
     let (z, dz) = capped(x, c.softcap);
     let (lse, logp, p) = softmax_row(&z);
-    let zmax = z.iter().filter(|v| v.is_finite()).fold(0.0_f64, |a, v| a.max(v.abs()));
+    let zmax = z
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, |a, v| a.max(v.abs()));
     let (e_z, e_dz) = if c.softcap.is_some() {
         (8.0 * T::EPS * zmax, 64.0 * T::EPS)
     } else {
@@ -329,10 +337,16 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
             let wsum: f64 = w.iter().sum();
             let mut mag = (1.0 - eps) * wy * logp[y].abs() + lambda * lse * lse;
             if eps > 0.0 {
-                mag += eps / cf * w.iter().zip(&logp).map(|(wc, lp)| wc * lp.abs()).sum::<f64>();
+                mag += eps / cf
+                    * w.iter()
+                        .zip(&logp)
+                        .map(|(wc, lp)| wc * lp.abs())
+                        .sum::<f64>();
             }
             let coef = (1.0 - eps) * wy + eps / cf * wsum + z_term;
-            let mut loss = rel * mag + 2.0 * e_z * coef + fl;
+            // ln S summed over C terms (f64): an absolute error of C eps_f64.
+            let mut loss =
+                rel * mag + (2.0 * e_z + tol::sum_rel(classes)) * coef + fl * (1.0 + coef);
             if crate::known::CE_PRODUCTS_IN_T && eps > 0.0 {
                 loss += eps / cf * products_allowance::<T>(w, &z, lse);
             }
@@ -341,7 +355,7 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
                     let onehot = if j == y { 1.0 } else { 0.0 };
                     let pj = (1.0 - eps) * wy * p[j] + eps / cf * wsum * p[j] + z_term * p[j];
                     let mag = pj + (1.0 - eps) * wy * onehot + eps / cf * w[j];
-                    (dz[j] + e_dz) * (rel * mag + 2.0 * e_z * pj) + e_dz * mag + fl
+                    (dz[j] + e_dz) * (rel * mag + 2.0 * e_z * pj) + e_dz * mag + fl * (1.0 + coef)
                 })
                 .collect();
             RowTol { loss, grad }
@@ -350,7 +364,13 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
             let wt: Vec<f64> = w
                 .iter()
                 .zip(t)
-                .map(|(&wc, &tc)| wc * if eps > 0.0 { (1.0 - eps) * tc + eps / cf } else { tc })
+                .map(|(&wc, &tc)| {
+                    wc * if eps > 0.0 {
+                        (1.0 - eps) * tc + eps / cf
+                    } else {
+                        tc
+                    }
+                })
                 .collect();
             let wt_mag: Vec<f64> = w
                 .iter()
@@ -366,7 +386,8 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
                 .sum::<f64>()
                 + lambda * lse * lse;
             let coef = wt_abs_sum + z_term;
-            let mut loss = rel * mag + 2.0 * e_z * coef + fl * cf;
+            let mut loss =
+                rel * mag + (2.0 * e_z + tol::sum_rel(classes)) * coef + fl * (cf + coef);
             if crate::known::CE_PRODUCTS_IN_T {
                 loss += products_allowance::<T>(&wt_mag, &z, lse);
             }
@@ -374,7 +395,7 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
                 .map(|j| {
                     let pj = wt_abs_sum * p[j] + z_term * p[j];
                     let mag = pj + wt_mag[j];
-                    (dz[j] + e_dz) * (rel * mag + 2.0 * e_z * pj) + e_dz * mag + fl
+                    (dz[j] + e_dz) * (rel * mag + 2.0 * e_z * pj) + e_dz * mag + fl * (1.0 + coef)
                 })
                 .collect();
             RowTol { loss, grad }
@@ -387,7 +408,12 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
 /// `4 eps_f64 |lse| Σ |a_c|` for the `f64` cancellation. See
 /// [`crate::known::CE_PRODUCTS_IN_T`].
 fn products_allowance<T: Elem>(a: &[f64], z: &[f64], lse: f64) -> f64 {
-    let az: f64 = a.iter().zip(z).filter(|(&a, _)| a != 0.0).map(|(a, z)| (a * z).abs()).sum();
+    let az: f64 = a
+        .iter()
+        .zip(z)
+        .filter(|(&a, _)| a != 0.0)
+        .map(|(a, z)| (a * z).abs())
+        .sum();
     let a_sum: f64 = a.iter().map(|v| v.abs()).sum();
     2.0 * T::EPS * az + 4.0 * f64::EPSILON * (lse.abs() * a_sum + az)
 }
@@ -420,15 +446,17 @@ pub fn run<T: Elem>(c: &Case<T>) {
                     drive::<T, $t>(c, Some(&labels), None)
                 }};
             }
-            match label_type {
+            // Four of the eight label types: each one instantiates the whole
+            // cross-entropy kernel stack for every backend, and all eight
+            // make the instrumented build take too long. u32 (token ids),
+            // i64 (PyTorch), u64 (saturation above i64::MAX) and i32
+            // (negative 32-bit) cover the conversions; tests/bad_input.rs
+            // covers the other types.
+            match label_type % 4 {
                 0 => with!(u32),
                 1 => with!(i64),
-                2 => with!(usize),
-                3 => with!(u8),
-                4 => with!(u16),
-                5 => with!(u64),
-                6 => with!(i32),
-                _ => with!(isize),
+                2 => with!(u64),
+                _ => with!(i32),
             }
         }
     }
@@ -506,13 +534,39 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
         Reduction::Sum => 1.0,
         Reduction::DivideBy(d) => d,
     });
-    let scale = if divisor == 0.0 { 0.0 } else { 1.0 / divisor.abs() };
-    let sum_tol: f64 = tols.as_ref().map_or(0.0, |t| t.iter().map(|r| r.loss).sum::<f64>())
+    let scale = if divisor == 0.0 {
+        0.0
+    } else {
+        1.0 / divisor.abs()
+    };
+    let sum_tol: f64 = tols
+        .as_ref()
+        .map_or(0.0, |t| t.iter().map(|r| r.loss).sum::<f64>())
         * (1.0 + tol::sum_rel(rows) / tol::rel::<T>());
     let skip_grad = tol::scale_overflows::<T>(scale);
     let loss_tol = tol::sane(sum_tol * scale + tol::floor::<T>());
+    // Rows with an infinite dense target probability (not validated): the
+    // oracle's -Σ t log p gives ±inf where the kernel's grouping may give
+    // NaN; both are "no number", so only non-finiteness is compared there.
+    let inf_rows: Vec<bool> = (0..rows)
+        .map(|r| {
+            dense.is_some_and(|t| {
+                t.get(r * c.classes..(r + 1) * c.classes)
+                    .is_some_and(|t| t.iter().any(|v| v.to_f64().is_infinite()))
+            })
+        })
+        .collect();
+    let any_inf_row = inf_rows.iter().any(|&b| b);
     let check_loss = |call: &str, got: T| {
-        check::expect_close(call, None, got, ok.unwrap().loss, loss_tol, &case);
+        check::expect_close_relaxed(
+            call,
+            None,
+            got,
+            ok.unwrap().loss,
+            loss_tol,
+            any_inf_row,
+            &case,
+        );
     };
 
     // loss
@@ -545,12 +599,16 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
                     break;
                 }
                 let tl = tol::sane(t[i / c.classes].grad[i % c.classes] * scale);
-                check::expect_close("loss_grad grad", Some(i), g, want, tl, &case);
+                let relaxed = inf_rows[i / c.classes];
+                check::expect_close_relaxed("loss_grad grad", Some(i), g, want, tl, relaxed, &case);
             }
         }
         Err(e) => {
             if !grad.untouched() {
-                panic!("loss_grad: returned Err({e:?}) but wrote into grad\n{}", case());
+                panic!(
+                    "loss_grad: returned Err({e:?}) but wrote into grad\n{}",
+                    case()
+                );
             }
         }
     }
@@ -569,12 +627,23 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
             let o = ok.unwrap();
             let t = tols.as_ref().unwrap();
             for (i, (&g, &want)) in out.view().iter().zip(&o.per_element).enumerate() {
-                check::expect_close("per_row", Some(i), g, want, tol::sane(t[i].loss), &case);
+                check::expect_close_relaxed(
+                    "per_row",
+                    Some(i),
+                    g,
+                    want,
+                    tol::sane(t[i].loss),
+                    inf_rows[i],
+                    &case,
+                );
             }
         }
         Err(e) => {
             if !out.untouched() {
-                panic!("per_row: returned Err({e:?}) but wrote into out\n{}", case());
+                panic!(
+                    "per_row: returned Err({e:?}) but wrote into out\n{}",
+                    case()
+                );
             }
         }
     }
@@ -588,7 +657,15 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
     };
     if let Ok(p) = outcome("partial", r, &allowed, &case) {
         let o = ok.unwrap();
-        check::expect_close_f64("partial.sum", p.sum, o.partial.sum, tol::sane(sum_tol), &case);
+        if !(any_inf_row && !o.partial.sum.is_finite() && !p.sum.is_finite()) {
+            check::expect_close_f64(
+                "partial.sum",
+                p.sum,
+                o.partial.sum,
+                tol::sane(sum_tol),
+                &case,
+            );
+        }
         let wtol = 1e-12 * o.partial.weight.abs();
         check::expect_close_f64("partial.weight", p.weight, o.partial.weight, wtol, &case);
     }

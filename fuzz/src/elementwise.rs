@@ -4,8 +4,8 @@
 
 use loss_kernels::reference::{self, Output};
 use loss_kernels::{
-    Backend, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, EmptyMean, LossError, Partial, Reduction,
-    SquaredError,
+    Backend, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, EmptyMean, LossError, Partial,
+    Reduction, SquaredError,
 };
 
 use crate::bytes::Bytes;
@@ -72,7 +72,11 @@ impl<T: Elem> Case<T> {
         } else {
             None
         };
-        let input_kind = if family == Family::Bce { Kind::Prob } else { Kind::General };
+        let input_kind = if family == Family::Bce {
+            Kind::Prob
+        } else {
+            Kind::General
+        };
         let target_kind = if family == Family::SquaredError {
             Kind::General
         } else if family == Family::Bce || b.u8() < 224 {
@@ -84,7 +88,11 @@ impl<T: Elem> Case<T> {
         let target = gen::values(b, target_len, target_kind);
         // BCE's per-element weight is not validated: any value.
         let weight = has_weight.then(|| {
-            let kind = if b.u8() < 224 { Kind::NonNeg } else { Kind::General };
+            let kind = if b.u8() < 224 {
+                Kind::NonNeg
+            } else {
+                Kind::General
+            };
             gen::values(b, weight_len, kind)
         });
         let pos_weight = pos_weight_len.map(|p| gen::values(b, p, Kind::NonNeg));
@@ -128,8 +136,16 @@ impl<T: Elem> Case<T> {
         let w = self.weight.as_deref().map(widen);
         let pw = self.pos_weight.as_deref().map(widen);
         match self.family {
-            Family::SquaredError => reference::squared_error(&x, &y, self.reduction, self.empty_mean),
-            Family::Bce => reference::binary_cross_entropy(&x, &y, w.as_deref(), self.reduction, self.empty_mean),
+            Family::SquaredError => {
+                reference::squared_error(&x, &y, self.reduction, self.empty_mean)
+            }
+            Family::Bce => reference::binary_cross_entropy(
+                &x,
+                &y,
+                w.as_deref(),
+                self.reduction,
+                self.empty_mean,
+            ),
             Family::BceLogits => reference::binary_cross_entropy_with_logits(
                 &x,
                 &y,
@@ -142,8 +158,10 @@ impl<T: Elem> Case<T> {
     }
 
     /// Per element: (loss-term magnitude, gradient magnitude before the
-    /// reduction's scale, whether an intermediate overflows `T`).
-    fn magnitudes(&self) -> Vec<(f64, f64, bool)> {
+    /// reduction's scale, whether an intermediate overflows `T`, the factor
+    /// of the underflow floor: an intermediate that underflows `T` (a
+    /// `softplus` of 1e-46 in `f32`) is then multiplied by the weights).
+    fn magnitudes(&self) -> Vec<(f64, f64, bool, f64)> {
         let n = self.input.len();
         let pw = self.pos_weight.as_deref().map(widen);
         (0..n)
@@ -154,7 +172,12 @@ impl<T: Elem> Case<T> {
                 match self.family {
                     Family::SquaredError => {
                         let d = x - y;
-                        (d * d, 2.0 * d.abs(), tol::overflows_t::<T>(d) || tol::overflows_t::<T>(d * d))
+                        (
+                            d * d,
+                            2.0 * d.abs(),
+                            tol::overflows_t::<T>(d) || tol::overflows_t::<T>(d * d),
+                            1.0,
+                        )
                     }
                     Family::Bce => {
                         let l1 = x.ln().max(-100.0);
@@ -163,7 +186,7 @@ impl<T: Elem> Case<T> {
                         let denom = (x * (1.0 - x)).max(1e-12_f32 as f64);
                         let g = (x.abs() + y.abs()) / denom;
                         let ovf = tol::overflows_t::<T>(w * core) || tol::overflows_t::<T>(w * g);
-                        (w.abs() * core, w.abs() * g, ovf)
+                        (w.abs() * core, w.abs() * g, ovf, 1.0 + w.abs())
                     }
                     Family::BceLogits => {
                         let p = pw.as_ref().map_or(1.0, |p| p[i % p.len()]);
@@ -172,7 +195,11 @@ impl<T: Elem> Case<T> {
                             lw_mag = lw_mag.max((1.0 - y).abs() + (p * y).abs());
                         }
                         let sp = (-x).max(0.0) + (-x.abs()).exp().ln_1p();
-                        let sig = if x <= 0.0 { 1.0 / (1.0 + x.exp()) } else { (-x).exp() / (1.0 + (-x).exp()) };
+                        let sig = if x <= 0.0 {
+                            1.0 / (1.0 + x.exp())
+                        } else {
+                            (-x).exp() / (1.0 + (-x).exp())
+                        };
                         let a = ((1.0 - y) * x).abs();
                         let core = a + lw_mag * sp;
                         let g = (1.0 - y).abs() + lw_mag * sig;
@@ -181,7 +208,12 @@ impl<T: Elem> Case<T> {
                             || tol::overflows_t::<T>(w * core)
                             || tol::overflows_t::<T>(w * g)
                             || tol::overflows_t::<T>((p - 1.0) * y);
-                        (w.abs() * core, w.abs() * g, ovf)
+                        (
+                            w.abs() * core,
+                            w.abs() * g,
+                            ovf,
+                            1.0 + w.abs() * (1.0 + lw_mag),
+                        )
                     }
                 }
             })
@@ -322,7 +354,8 @@ fn drive<T: Elem, L: Calls<T>>(c: &Case<T>, l: &L) {
     };
     let scale = if divisor == 0.0 { 0.0 } else { 1.0 / divisor };
     let sum_rel = rel + tol::sum_rel(n);
-    let loss_tol = tol::sane((sum_rel * sum_mag + fl * n as f64) * scale.abs() + fl);
+    let sum_floor: f64 = mags.as_ref().map_or(0.0, |m| m.iter().map(|e| e.3).sum());
+    let loss_tol = tol::sane((sum_rel * sum_mag + fl * sum_floor) * scale.abs() + fl);
     let skip_grad = tol::scale_overflows::<T>(scale);
     let check_loss = |call: &str, got: T, o: &Output| {
         if !any_ovf {
@@ -348,14 +381,17 @@ fn drive<T: Elem, L: Calls<T>>(c: &Case<T>, l: &L) {
             let m = mags.as_ref().unwrap();
             for (i, (&g, &want)) in grad.view().iter().zip(&o.grad).enumerate() {
                 if !m[i].2 && !skip_grad {
-                    let t = tol::sane(rel * m[i].1 * scale.abs() + fl);
+                    let t = tol::sane((rel * m[i].1 + fl * m[i].3) * scale.abs() + fl);
                     check::expect_close("loss_grad grad", Some(i), g, want, t, &case);
                 }
             }
         }
         Err(e) => {
             if !may_write(&e) && !grad.untouched() {
-                panic!("loss_grad: returned Err({e:?}) but wrote into grad\n{}", case());
+                panic!(
+                    "loss_grad: returned Err({e:?}) but wrote into grad\n{}",
+                    case()
+                );
             }
         }
     }
@@ -371,14 +407,17 @@ fn drive<T: Elem, L: Calls<T>>(c: &Case<T>, l: &L) {
             let m = mags.as_ref().unwrap();
             for (i, (&g, &want)) in out.view().iter().zip(&o.per_element).enumerate() {
                 if !m[i].2 {
-                    let t = tol::sane(rel * m[i].0 + fl);
+                    let t = tol::sane(rel * m[i].0 + fl * m[i].3);
                     check::expect_close("per_element", Some(i), g, want, t, &case);
                 }
             }
         }
         Err(e) => {
             if !may_write(&e) && !out.untouched() {
-                panic!("per_element: returned Err({e:?}) but wrote into out\n{}", case());
+                panic!(
+                    "per_element: returned Err({e:?}) but wrote into out\n{}",
+                    case()
+                );
             }
         }
     }
@@ -388,7 +427,7 @@ fn drive<T: Elem, L: Calls<T>>(c: &Case<T>, l: &L) {
     if let Ok(p) = outcome("partial", l.partial(c), &allowed, &case) {
         let o = ok.unwrap();
         if !any_ovf {
-            let t = tol::sane(sum_rel * sum_mag + fl * n as f64);
+            let t = tol::sane(sum_rel * sum_mag + fl * sum_floor);
             check::expect_close_f64("partial.sum", p.sum, o.partial.sum, t, &case);
         }
         check::expect_close_f64("partial.weight", p.weight, o.partial.weight, 0.0, &case);

@@ -24,10 +24,21 @@ pub const CE_REDUCTION_CHECKED_AFTER_LABELS: bool = false;
 /// much is added to the tolerance of the affected rows.
 pub const CE_PRODUCTS_IN_T: bool = false;
 
-
 /// Finding 4 (`bce_logits_log_weight_without_cancellation`): BCE with
 /// logits forms `lw = 1 + (pw - 1) y` as `(1 - y) + pw y`, which cancels
 /// to 0 for a target far outside `[0, 1]` (accepted: targets are not
 /// validated) even without `pos_weight`. When set, the tolerance uses the
 /// magnitude of that grouping.
 pub const BCE_LOGITS_LW_CANCELS: bool = false;
+
+/// Finding 5 (`ce_length_errors_come_before_option_errors`): cross entropy
+/// checks the options before the length of `labels` / `targets`; the
+/// oracle checks the length first. When set, the kernel's option error is
+/// accepted where the oracle reports that length.
+pub const CE_LENGTH_CHECKED_AFTER_OPTIONS: bool = false;
+
+/// Finding 6 (`oracle_gradient_with_subnormal_divide_by`), a bug of the
+/// oracle: it scales gradients by `1 / d`, which overflows for a subnormal
+/// `Reduction::DivideBy(d)`. When set, gradients are not compared when
+/// `1 / d` is infinite.
+pub const ORACLE_GRAD_RECIPROCAL_OVERFLOW: bool = false;

@@ -94,9 +94,24 @@ pub fn run<T: Elem>(c: &Case<T>) {
     type Prim<T> = fn(&Softmax, &[T], usize, &mut [T]) -> Result<(), LossError>;
     type Free<T> = fn(&[T], usize, &mut [T]) -> Result<(), LossError>;
     let prims: [(&str, Prim<T>, Free<T>, usize); 3] = [
-        ("log_sum_exp", |s, l, c, o| s.log_sum_exp(l, c, o), loss_kernels::log_sum_exp::<T>, c.lse_len),
-        ("log_softmax", |s, l, c, o| s.log_softmax(l, c, o), loss_kernels::log_softmax::<T>, c.out_len),
-        ("softmax", |s, l, c, o| s.softmax(l, c, o), loss_kernels::softmax::<T>, c.out_len),
+        (
+            "log_sum_exp",
+            |s, l, c, o| s.log_sum_exp(l, c, o),
+            loss_kernels::log_sum_exp::<T>,
+            c.lse_len,
+        ),
+        (
+            "log_softmax",
+            |s, l, c, o| s.log_softmax(l, c, o),
+            loss_kernels::log_softmax::<T>,
+            c.out_len,
+        ),
+        (
+            "softmax",
+            |s, l, c, o| s.softmax(l, c, o),
+            loss_kernels::softmax::<T>,
+            c.out_len,
+        ),
     ];
     for (k, (name, prim, free, out_len)) in prims.into_iter().enumerate() {
         let oracle = match k {
@@ -117,17 +132,25 @@ pub fn run<T: Elem>(c: &Case<T>) {
             Ok(()) => {
                 let want = oracle.as_ref().unwrap();
                 for (i, (&g, &w)) in out.view().iter().zip(want).enumerate() {
-                    let (r, j) = if k == 0 { (i, 0) } else { (i / c.classes, i % c.classes) };
+                    let (r, j) = if k == 0 {
+                        (i, 0)
+                    } else {
+                        (i / c.classes, i % c.classes)
+                    };
                     let (m, ln_s) = stats[r];
                     // ln S is a log of a sum of T exps: an absolute error
                     // of a few eps_T even when ln S is tiny (the
                     // log-softmax of a dominant class is -ln S, a
                     // difference, as in PyTorch).
-                    let lse_abs = 8.0 * T::EPS;
+                    let lse_abs = 8.0 * T::EPS + tol::sum_rel(c.classes);
                     let t = match k {
                         0 => rel * (m.abs() + ln_s.abs()) + lse_abs + fl,
                         1 => rel * ((x[i] - m).abs() + ln_s.abs()) + lse_abs + fl,
-                        _ => w.abs() * (rel * ((x[i] - m).abs() + ln_s.abs()) + lse_abs + 8.0 * T::EPS) + fl,
+                        _ => {
+                            w.abs()
+                                * (rel * ((x[i] - m).abs() + ln_s.abs()) + lse_abs + 8.0 * T::EPS)
+                                + fl
+                        }
                     };
                     let _ = j;
                     check::expect_close(name, Some(i), g, w, tol::sane(t), &case);
@@ -144,8 +167,16 @@ pub fn run<T: Elem>(c: &Case<T>) {
             let r2 = free(&c.logits, c.classes, out2.out());
             out2.check_canaries(name, &case);
             let _ = outcome(name, r2, &allowed, &case);
-            let same = out.view().iter().zip(out2.view()).all(|(a, b)| a.bits() == b.bits());
-            assert!(same, "free function {name} differs from Softmax::new().{name}\n{}", case());
+            let same = out
+                .view()
+                .iter()
+                .zip(out2.view())
+                .all(|(a, b)| a.bits() == b.bits());
+            assert!(
+                same,
+                "free function {name} differs from Softmax::new().{name}\n{}",
+                case()
+            );
         }
     }
     snap.check(&[&c.logits], &case);
@@ -273,7 +304,9 @@ pub fn run_merge<T: Elem>(c: &MergeCase<T>) {
         reference::log_sum_exp(&x, n).expect("one row")[0]
     };
     let (m, ln_s) = m_ln_s(&x);
-    let t = tol::sane(rel * (m.abs() + ln_s.abs()) + 8.0 * T::EPS + tol::floor::<T>());
+    let t = tol::sane(
+        rel * (m.abs() + ln_s.abs()) + 8.0 * T::EPS + tol::sum_rel(n) + tol::floor::<T>(),
+    );
 
     let whole = outcome("LogSumExp::of", LogSumExp::of(&c.values), &[], &case).unwrap();
     check::expect_close_f64("LogSumExp::of(..).value()", whole.value(), want, t, &case);
@@ -292,7 +325,15 @@ pub fn run_merge<T: Elem>(c: &MergeCase<T>) {
     bounds.push(n);
     let parts: Vec<LogSumExp> = bounds
         .windows(2)
-        .map(|w| outcome("LogSumExp::of", LogSumExp::of(&c.values[w[0]..w[1]]), &[], &case).unwrap())
+        .map(|w| {
+            outcome(
+                "LogSumExp::of",
+                LogSumExp::of(&c.values[w[0]..w[1]]),
+                &[],
+                &case,
+            )
+            .unwrap()
+        })
         .collect();
     let ordered: Vec<LogSumExp> = c.order.iter().map(|&i| parts[i]).collect();
     let merged = if c.tree {
@@ -304,7 +345,11 @@ pub fn run_merge<T: Elem>(c: &MergeCase<T>) {
 
     // Robustness on arbitrary states: no panic; merge commutes; EMPTY is
     // the identity of valid states.
-    let mut states: Vec<LogSumExp> = c.raw.iter().map(|&(max, sum)| LogSumExp { max, sum }).collect();
+    let mut states: Vec<LogSumExp> = c
+        .raw
+        .iter()
+        .map(|&(max, sum)| LogSumExp { max, sum })
+        .collect();
     states.push(whole);
     states.push(LogSumExp::EMPTY);
     for &a in &states {
@@ -322,11 +367,7 @@ pub fn run_merge<T: Elem>(c: &MergeCase<T>) {
             || (a.max == f64::NEG_INFINITY && a.sum == 0.0);
         if valid {
             let e = a.merge(LogSumExp::EMPTY);
-            assert!(
-                same_state(e, a),
-                "{a:?}.merge(EMPTY) = {e:?}\n{}",
-                case()
-            );
+            assert!(same_state(e, a), "{a:?}.merge(EMPTY) = {e:?}\n{}", case());
         }
     }
     assert!(LogSumExp::EMPTY.value() == f64::NEG_INFINITY);

@@ -126,8 +126,22 @@ impl Enc {
 /// Elementwise family header up to (not including) the arrays. `weight`:
 /// whether BCE's weight is present; `pos_weight`: a `pos_weight` of
 /// length 1 (BCE with logits only).
-fn elementwise_header(e: &mut Enc, f32: bool, n: usize, sum: bool, backend: u8, family: u8, weight: bool, pos_weight: bool) {
-    e.ty(f32).elem_len(n).same_len().reduction(sum).empty_mean_nan().backend(backend);
+fn elementwise_header(
+    e: &mut Enc,
+    f32: bool,
+    n: usize,
+    sum: bool,
+    backend: u8,
+    family: u8,
+    weight: bool,
+    pos_weight: bool,
+) {
+    e.ty(f32)
+        .elem_len(n)
+        .same_len()
+        .reduction(sum)
+        .empty_mean_nan()
+        .backend(backend);
     e.same_len().same_len().pad();
     if family != 0 {
         e.u8(if weight { 200 } else { 0 });
@@ -176,7 +190,16 @@ fn ce_shape(e: &mut Enc, classes: usize, rows: usize) {
 
 /// CE options (no smoothing etc. unless asked), up to the targets.
 #[allow(clippy::too_many_arguments)]
-fn ce_header(e: &mut Enc, f32: bool, classes: usize, rows: usize, sum: bool, backend: u8, smoothing: bool, softcap: bool) {
+fn ce_header(
+    e: &mut Enc,
+    f32: bool,
+    classes: usize,
+    rows: usize,
+    sum: bool,
+    backend: u8,
+    smoothing: bool,
+    softcap: bool,
+) {
     e.ty(f32);
     ce_shape(e, classes, rows);
     if classes > 1 {
@@ -243,7 +266,16 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
             let ty = if f32 { "f32" } else { "f64" };
             for &n in &widths {
                 let mut e = Enc::default();
-                elementwise_header(&mut e, f32, n, n % 2 == 1, 0, fam, fam != 0 && n == 17, fam == 2 && n == 16);
+                elementwise_header(
+                    &mut e,
+                    f32,
+                    n,
+                    n % 2 == 1,
+                    0,
+                    fam,
+                    fam != 0 && n == 17,
+                    fam == 2 && n == 16,
+                );
                 if fam == 1 {
                     e.probs(n, 1).probs(n, 2);
                 } else {
@@ -269,50 +301,86 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
                 if fam == 1 {
                     e.probs(33, 1).probs(33, 2);
                 } else {
-                    e.moderate(8, 33, 1).moderate(if fam == 2 { 0 } else { 8 }, 33, 2);
+                    e.moderate(8, 33, 1)
+                        .moderate(if fam == 2 { 0 } else { 8 }, 33, 2);
                 }
                 v.push((target, format!("seed-{ty}-n33-{bname}"), e.bytes()));
             }
             // Nasty constants.
             let nasty: Vec<(&str, Box<dyn Fn(&mut Enc)>)> = match fam {
                 0 => vec![
-                    ("big-opposite", Box::new(|e: &mut Enc| {
-                        e.const_special(special::BIG).const_special(special::NEG_BIG);
-                    })),
-                    ("inf-inf", Box::new(|e: &mut Enc| {
-                        e.const_special(special::INF).const_special(special::INF);
-                    })),
-                    ("sprinkled-nan", Box::new(|e: &mut Enc| {
-                        e.sprinkled(33, special::NAN, 7).moderate(4, 33, 2);
-                    })),
-                    ("subnormal", Box::new(|e: &mut Enc| {
-                        e.const_special(special::SUBNORMAL).const_special(special::ZERO);
-                    })),
+                    (
+                        "big-opposite",
+                        Box::new(|e: &mut Enc| {
+                            e.const_special(special::BIG)
+                                .const_special(special::NEG_BIG);
+                        }),
+                    ),
+                    (
+                        "inf-inf",
+                        Box::new(|e: &mut Enc| {
+                            e.const_special(special::INF).const_special(special::INF);
+                        }),
+                    ),
+                    (
+                        "sprinkled-nan",
+                        Box::new(|e: &mut Enc| {
+                            e.sprinkled(33, special::NAN, 7).moderate(4, 33, 2);
+                        }),
+                    ),
+                    (
+                        "subnormal",
+                        Box::new(|e: &mut Enc| {
+                            e.const_special(special::SUBNORMAL)
+                                .const_special(special::ZERO);
+                        }),
+                    ),
                 ],
                 1 => vec![
-                    ("p0-y1-clamp", Box::new(|e: &mut Enc| {
-                        e.const_prob(false).const_prob(true);
-                    })),
-                    ("p1-y0-clamp", Box::new(|e: &mut Enc| {
-                        e.const_prob(true).const_prob(false);
-                    })),
-                    ("p-nan", Box::new(|e: &mut Enc| {
-                        e.const_prob_bad(0).probs(33, 2);
-                    })),
+                    (
+                        "p0-y1-clamp",
+                        Box::new(|e: &mut Enc| {
+                            e.const_prob(false).const_prob(true);
+                        }),
+                    ),
+                    (
+                        "p1-y0-clamp",
+                        Box::new(|e: &mut Enc| {
+                            e.const_prob(true).const_prob(false);
+                        }),
+                    ),
+                    (
+                        "p-nan",
+                        Box::new(|e: &mut Enc| {
+                            e.const_prob_bad(0).probs(33, 2);
+                        }),
+                    ),
                 ],
                 _ => vec![
-                    ("logit-big", Box::new(|e: &mut Enc| {
-                        e.const_special(special::BIG).probs(33, 2);
-                    })),
-                    ("logit-neg-big", Box::new(|e: &mut Enc| {
-                        e.const_special(special::NEG_BIG).probs(33, 2);
-                    })),
-                    ("logit-neg-inf", Box::new(|e: &mut Enc| {
-                        e.const_special(special::NEG_INF).probs(33, 2);
-                    })),
-                    ("logit-inf", Box::new(|e: &mut Enc| {
-                        e.const_special(special::INF).probs(33, 2);
-                    })),
+                    (
+                        "logit-big",
+                        Box::new(|e: &mut Enc| {
+                            e.const_special(special::BIG).probs(33, 2);
+                        }),
+                    ),
+                    (
+                        "logit-neg-big",
+                        Box::new(|e: &mut Enc| {
+                            e.const_special(special::NEG_BIG).probs(33, 2);
+                        }),
+                    ),
+                    (
+                        "logit-neg-inf",
+                        Box::new(|e: &mut Enc| {
+                            e.const_special(special::NEG_INF).probs(33, 2);
+                        }),
+                    ),
+                    (
+                        "logit-inf",
+                        Box::new(|e: &mut Enc| {
+                            e.const_special(special::INF).probs(33, 2);
+                        }),
+                    ),
                 ],
             };
             for (name, fill) in nasty {
@@ -327,7 +395,17 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     // Cross entropy (labels and dense) and the primitives.
     for f32 in [true, false] {
         let ty = if f32 { "f32" } else { "f64" };
-        let shapes: [(usize, usize); 9] = [(1, 1), (2, 3), (15, 4), (16, 4), (17, 4), (31, 2), (32, 2), (33, 2), (64, 3)];
+        let shapes: [(usize, usize); 9] = [
+            (1, 1),
+            (2, 3),
+            (15, 4),
+            (16, 4),
+            (17, 4),
+            (31, 2),
+            (32, 2),
+            (33, 2),
+            (64, 3),
+        ];
         for &(c, r) in &shapes {
             for dense in [false, true] {
                 let target = if dense { "ce_dense" } else { "ce_labels" };
@@ -344,18 +422,30 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
         }
         // Empty batch, -inf rows, 3e38 logits, -inf sprinkled (masked classes).
         let special_rows: [(&str, Box<dyn Fn(&mut Enc)>); 4] = [
-            ("neg-inf-rows", Box::new(|e: &mut Enc| {
-                e.const_special(special::NEG_INF);
-            })),
-            ("big-logits", Box::new(|e: &mut Enc| {
-                e.const_special(special::BIG);
-            })),
-            ("masked", Box::new(|e: &mut Enc| {
-                e.sprinkled(17 * 3, special::NEG_INF, 3);
-            })),
-            ("max-logits", Box::new(|e: &mut Enc| {
-                e.const_special(special::MAX);
-            })),
+            (
+                "neg-inf-rows",
+                Box::new(|e: &mut Enc| {
+                    e.const_special(special::NEG_INF);
+                }),
+            ),
+            (
+                "big-logits",
+                Box::new(|e: &mut Enc| {
+                    e.const_special(special::BIG);
+                }),
+            ),
+            (
+                "masked",
+                Box::new(|e: &mut Enc| {
+                    e.sprinkled(17 * 3, special::NEG_INF, 3);
+                }),
+            ),
+            (
+                "max-logits",
+                Box::new(|e: &mut Enc| {
+                    e.const_special(special::MAX);
+                }),
+            ),
         ];
         for dense in [false, true] {
             let target = if dense { "ce_dense" } else { "ce_labels" };
@@ -482,27 +572,45 @@ mod tests {
                     };
                     let (n, vals, tgt) = if f32 {
                         let c = ECase::<f32>::decode(fam, &mut b);
-                        (c.input.len(), crate::elem::widen(&c.input), crate::elem::widen(&c.target))
+                        (
+                            c.input.len(),
+                            crate::elem::widen(&c.input),
+                            crate::elem::widen(&c.target),
+                        )
                     } else {
                         let c = ECase::<f64>::decode(fam, &mut b);
                         (c.input.len(), c.input.clone(), c.target.clone())
                     };
                     assert_eq!(tgt.len(), n, "{target}/{name}");
-                    if let Some(w) = name.strip_prefix(&format!("seed-{}-n", if f32 { "f32" } else { "f64" })) {
+                    if let Some(w) =
+                        name.strip_prefix(&format!("seed-{}-n", if f32 { "f32" } else { "f64" }))
+                    {
                         let want: usize = w.split('-').next().unwrap().parse().unwrap();
                         assert_eq!(n, want, "{target}/{name}");
                     }
                     if name.ends_with("big-opposite") || name.ends_with("logit-big") {
-                        assert!(vals.iter().all(|&v| (v - 3e38).abs() < 1e32), "{target}/{name}: {vals:?}");
+                        assert!(
+                            vals.iter().all(|&v| (v - 3e38).abs() < 1e32),
+                            "{target}/{name}: {vals:?}"
+                        );
                     }
                     if name.ends_with("logit-neg-inf") {
-                        assert!(vals.iter().all(|&v| v == f64::NEG_INFINITY), "{target}/{name}");
+                        assert!(
+                            vals.iter().all(|&v| v == f64::NEG_INFINITY),
+                            "{target}/{name}"
+                        );
                     }
                     if name.ends_with("p0-y1-clamp") {
-                        assert!(vals.iter().all(|&v| v == 0.0) && tgt.iter().all(|&v| v == 1.0), "{target}/{name}");
+                        assert!(
+                            vals.iter().all(|&v| v == 0.0) && tgt.iter().all(|&v| v == 1.0),
+                            "{target}/{name}"
+                        );
                     }
                     if name.ends_with("sprinkled-nan") {
-                        assert!(vals.iter().any(|v| v.is_nan()) && !vals.iter().all(|v| v.is_nan()), "{target}/{name}");
+                        assert!(
+                            vals.iter().any(|v| v.is_nan()) && !vals.iter().all(|v| v.is_nan()),
+                            "{target}/{name}"
+                        );
                     }
                 }
                 "ce_labels" | "ce_dense" => {
@@ -510,7 +618,9 @@ mod tests {
                     let (classes, logits, targets_ok) = if f32 {
                         let c = crate::ce::Case::<f32>::decode(&mut b, dense);
                         let ok = match &c.targets {
-                            crate::ce::Targets::Labels { values, .. } => values.len() * c.classes == c.logits.len(),
+                            crate::ce::Targets::Labels { values, .. } => {
+                                values.len() * c.classes == c.logits.len()
+                            }
                             crate::ce::Targets::Dense(t) => t.len() == c.logits.len(),
                         };
                         (c.classes, crate::elem::widen(&c.logits), ok)
@@ -519,7 +629,9 @@ mod tests {
                         let ok = match &c.targets {
                             crate::ce::Targets::Labels { values, .. } => {
                                 values.len() * c.classes == c.logits.len()
-                                    && values.iter().all(|&l| l == -100 || (0..c.classes as i64).contains(&l))
+                                    && values
+                                        .iter()
+                                        .all(|&l| l == -100 || (0..c.classes as i64).contains(&l))
                             }
                             crate::ce::Targets::Dense(t) => t.len() == c.logits.len(),
                         };
@@ -529,16 +641,27 @@ mod tests {
                     if let Some(rest) = name.split_once("-c").map(|x| x.1) {
                         let (c, r) = rest.split_once("-r").unwrap();
                         assert_eq!(classes, c.parse::<usize>().unwrap(), "{target}/{name}");
-                        assert_eq!(logits.len(), classes * r.parse::<usize>().unwrap(), "{target}/{name}");
+                        assert_eq!(
+                            logits.len(),
+                            classes * r.parse::<usize>().unwrap(),
+                            "{target}/{name}"
+                        );
                     }
                     if name.contains("long-row") {
-                        assert!(classes == 40_000 && logits.len() == 40_000, "{target}/{name}");
+                        assert!(
+                            classes == 40_000 && logits.len() == 40_000,
+                            "{target}/{name}"
+                        );
                     }
                     if name.contains("neg-inf-rows") {
-                        assert!(logits.iter().all(|&v| v == f64::NEG_INFINITY) && logits.len() == 51);
+                        assert!(
+                            logits.iter().all(|&v| v == f64::NEG_INFINITY) && logits.len() == 51
+                        );
                     }
                     if name.contains("big-logits") {
-                        assert!(logits.iter().all(|&v| (v - 3e38).abs() < 1e32) && logits.len() == 51);
+                        assert!(
+                            logits.iter().all(|&v| (v - 3e38).abs() < 1e32) && logits.len() == 51
+                        );
                     }
                     if name.contains("empty") {
                         assert!(logits.is_empty() && classes == 16);
@@ -558,7 +681,11 @@ mod tests {
                     if let Some(rest) = name.split_once("-c").map(|x| x.1) {
                         let (c, r) = rest.split_once("-r").unwrap();
                         assert_eq!(classes, c.parse::<usize>().unwrap(), "{target}/{name}");
-                        assert_eq!(len, classes * r.parse::<usize>().unwrap(), "{target}/{name}");
+                        assert_eq!(
+                            len,
+                            classes * r.parse::<usize>().unwrap(),
+                            "{target}/{name}"
+                        );
                     } else if name.contains("long-row") {
                         assert_eq!((classes, len), (40_000, 40_000));
                     } else {
@@ -566,7 +693,15 @@ mod tests {
                     }
                 }
                 "lse_merge" => {
-                    let n: usize = name.split("-n").nth(1).unwrap().split('-').next().unwrap().parse().unwrap();
+                    let n: usize = name
+                        .split("-n")
+                        .nth(1)
+                        .unwrap()
+                        .split('-')
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
                     let (len, first) = if f32 {
                         let c = crate::prims::MergeCase::<f32>::decode(&mut b);
                         assert_eq!(c.cuts.len(), 2);

@@ -66,10 +66,12 @@ pub fn sum_rel(n: usize) -> f64 {
     n as f64 * f64::EPSILON
 }
 
-/// Whether the gradient scale `1/divisor` overflows `T`; see
-/// [`crate::known::GRAD_SCALE_OVERFLOW`].
+/// Whether gradients are not compared for this reduction scale `1/divisor`:
+/// see [`crate::known::GRAD_SCALE_OVERFLOW`] (the scale overflows `T`) and
+/// [`crate::known::ORACLE_GRAD_RECIPROCAL_OVERFLOW`] (it overflows `f64`).
 pub fn scale_overflows<T: Elem>(scale: f64) -> bool {
-    crate::known::GRAD_SCALE_OVERFLOW && T::from_f64(scale).to_f64().is_infinite()
+    (crate::known::GRAD_SCALE_OVERFLOW && T::from_f64(scale).to_f64().is_infinite())
+        || (crate::known::ORACLE_GRAD_RECIPROCAL_OVERFLOW && scale.is_infinite())
 }
 
 /// Absolute floor per term.
