@@ -23,10 +23,6 @@
 //! `bce_logits fwd 2^24 >= 0.8 x read2`, `bce_logits fwd_grad 2^16 >= 30 x
 //! naive`; and the default build >= 0.95 x the native build in cache.
 
-// Before `harness = false` is set for this target in Cargo.toml, it is built
-// with the libtest harness, which never calls `main`.
-#![allow(dead_code)]
-
 #[path = "support/mod.rs"]
 mod support;
 
