@@ -297,7 +297,7 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         labels: &[L],
         out: RowsOut<'_, T>,
     ) -> Result<(f64, Partial, Option<f64>), LossError> {
-        let (rows, mut cfg) = self.configure(logits, classes, |rows| {
+        let (_, mut cfg) = self.configure(logits, classes, |rows| {
             check_len("labels", rows, labels.len())?;
             check_out(&out, rows, logits.len())
         })?;
