@@ -197,8 +197,10 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         self
     }
 
-    /// Caps the logits softly, `z = s · tanh(x / s)` (finite, `> 0`), before
-    /// everything else; the gradient includes the chain rule.
+    /// Caps the logits softly, `z = s · tanh(x / s)`, before everything
+    /// else; the gradient includes the chain rule. `s` must be in
+    /// `[1e-30, 1e30]` (practical caps are 30 or 50): outside it `s` or
+    /// `1 / s` is not a normal `f32`, and the kernels compute in `f32`.
     #[must_use]
     pub fn softcap(mut self, s: f64) -> Self {
         self.softcap = Some(s);
@@ -239,12 +241,12 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         }
         check_non_negative("z_loss", None, self.z_loss)?;
         if let Some(s) = self.softcap {
-            if !(s.is_finite() && s > 0.0) {
+            if !(crate::options::SOFTCAP_MIN..=crate::options::SOFTCAP_MAX).contains(&s) {
                 return Err(LossError::InvalidOption {
                     option: "softcap",
                     index: None,
                     value: s,
-                    expected: "a finite value > 0",
+                    expected: crate::options::SOFTCAP_EXPECTED,
                 });
             }
         }

@@ -309,3 +309,12 @@ impl Common {
         self.plan(1.0).map(|_| ())
     }
 }
+
+/// The smallest accepted logit softcap: `s` and `1 / s` are normal `f32`s
+/// across `[SOFTCAP_MIN, SOFTCAP_MAX]`, so the `f32` kernels compute
+/// `s · tanh(x · (1 / s))` without underflow to 0 or overflow to `inf`.
+pub(crate) const SOFTCAP_MIN: f64 = 1e-30;
+/// The largest accepted logit softcap; see [`SOFTCAP_MIN`].
+pub(crate) const SOFTCAP_MAX: f64 = 1e30;
+/// What an invalid softcap's error says was expected.
+pub(crate) const SOFTCAP_EXPECTED: &str = "a value in [1e-30, 1e30]";

@@ -331,7 +331,12 @@ fn ce_options(classes: usize, opts: &CrossEntropyOptions) -> Result<Vec<f64>, Lo
     )?;
     check_non_negative("z_loss", None, opts.z_loss)?;
     if let Some(s) = opts.softcap {
-        check(s.is_finite() && s > 0.0, "softcap", s, "a finite value > 0")?;
+        check(
+            (crate::options::SOFTCAP_MIN..=crate::options::SOFTCAP_MAX).contains(&s),
+            "softcap",
+            s,
+            crate::options::SOFTCAP_EXPECTED,
+        )?;
     }
     check_reduction(opts.reduction)?;
     Ok(opts

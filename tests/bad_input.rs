@@ -433,7 +433,7 @@ fn invalid_options_name_the_option() {
         .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "option `softcap` = 0 is invalid: expected a finite value > 0"
+        "option `softcap` = 0 is invalid: expected a value in [1e-30, 1e30]"
     );
     let e = CrossEntropy::new()
         .softcap(-30.0)

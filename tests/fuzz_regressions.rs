@@ -264,3 +264,49 @@ fn oracle_gradient_with_subnormal_divide_by() {
         .unwrap();
     assert_eq!(g, [0.0, 0.0], "kernel");
 }
+
+/// Finding 7 (session 2, `ce_labels` / `ce_dense`): a softcap `s` whose
+/// `f32` value or reciprocal is not a normal number (`1e-40`, `2.2e-308`)
+/// was accepted (finite and > 0), and the `f32` kernels computed
+/// `s · tanh(x · (1 / s))` with `s = 0` or `1 / s = inf`: a zero logit gave
+/// `0 · inf = NaN`, a row's gradient `-inf`. Now `s` must be in
+/// `[1e-30, 1e30]` (oracle and kernels alike); the bounds themselves work.
+#[test]
+fn softcap_outside_the_f32_range_is_an_error() {
+    let x = [0.0_f32, 1.0, -2.0, 0.5, 3.0, 0.0];
+    for s in [1e-40, 2.2e-308, 1e31, 3e38] {
+        let opts = CrossEntropyOptions { softcap: Some(s), ..Default::default() };
+        let want = reference::cross_entropy(&[0.0; 6], 3, &[0, 1], &opts).unwrap_err();
+        assert!(
+            matches!(want, loss_kernels::LossError::InvalidOption { option: "softcap", .. }),
+            "oracle, s = {s:e}: {want:?}"
+        );
+        let got = CrossEntropy::new().softcap(s).loss(&x, 3, &[0_u32, 1]).unwrap_err();
+        assert_eq!(got, want, "s = {s:e}");
+        assert!(got.to_string().contains("[1e-30, 1e30]"), "{got}");
+    }
+    for s in [1e-30, 1e30] {
+        let opts = CrossEntropyOptions { softcap: Some(s), ..Default::default() };
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let want = reference::cross_entropy(&x64, 3, &[0, 1], &opts).unwrap();
+        for b in backends() {
+            let mut g = [f32::NAN; 6];
+            let got = CrossEntropy::new()
+                .softcap(s)
+                .backend(b)
+                .loss_grad(&x, 3, &[0_u32, 1], &mut g)
+                .unwrap();
+            assert!(
+                (f64::from(got) - want.loss).abs() <= 1e-6 * want.loss.abs().max(1.0),
+                "{b:?} s = {s:e}: loss {got} vs {}",
+                want.loss
+            );
+            for (j, (&gj, &wj)) in g.iter().zip(&want.grad).enumerate() {
+                assert!(
+                    (f64::from(gj) - wj).abs() <= 1e-6,
+                    "{b:?} s = {s:e}: grad[{j}] {gj} vs {wj}"
+                );
+            }
+        }
+    }
+}

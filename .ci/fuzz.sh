@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Bounded differential fuzzing for CI (issue 7): builds the cargo-fuzz
+# targets of fuzz/ with AddressSanitizer and runs each for FUZZ_SECONDS
+# (default 30 s; 7 targets, so about 3.5 minutes of fuzzing in all), starting
+# from the committed seed corpus. Any crash, oracle disagreement, timeout or
+# out-of-memory fails the step and prints the input's path and the command
+# that reproduces it.
+#
+# Toolchain: cargo-fuzz needs -Z flags (the sanitizer), so it runs on the
+# nightly toolchain when one is installed (`cargo +nightly fuzz`), else on
+# stable with RUSTC_BOOTSTRAP=1. If neither can build a sanitized crate, or
+# cargo-fuzz cannot be installed, the step says so and is skipped; a build
+# failure of the fuzz crate itself fails CI.
+#
+# Usage: bash .ci/fuzz.sh [TARGET...]     (FUZZ_SECONDS=60 for longer runs)
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+
+SECS=${FUZZ_SECONDS:-30}
+ALL=(squared_error bce bce_logits ce_labels ce_dense primitives lse_merge)
+if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
+
+skip() {
+  echo "fuzz: SKIPPED (not a failure of the crate): $*"
+  exit 0
+}
+
+# 1. The toolchain.
+if cargo +nightly --version >/dev/null 2>&1; then
+  TC=(+nightly)
+  echo "fuzz: using $(cargo +nightly --version)"
+else
+  TC=()
+  export RUSTC_BOOTSTRAP=1
+  echo "fuzz: no nightly toolchain; using $(cargo --version) with RUSTC_BOOTSTRAP=1"
+fi
+probe=$(mktemp -d)
+if ! echo 'pub fn f() {}' | rustc "${TC[@]}" -Zsanitizer=address --crate-type lib \
+    --out-dir "$probe" - >"$probe/log" 2>&1; then
+  cat "$probe/log"
+  skip "this toolchain cannot build with -Zsanitizer=address"
+fi
+rm -rf "$probe"
+
+# 2. cargo-fuzz, from crates.io when missing.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked >/dev/null 2>&1 || skip "cargo install cargo-fuzz failed"
+fi
+echo "fuzz: $(cargo fuzz --version)"
+
+# 3. Build every target (failures here are real failures).
+start=$SECONDS
+if [ $# -eq 0 ]; then
+  cargo "${TC[@]}" fuzz build
+else
+  for t in "${TARGETS[@]}"; do cargo "${TC[@]}" fuzz build "$t"; done
+fi
+echo "fuzz: built ${#TARGETS[@]} targets in $((SECONDS - start)) s"
+
+# 4. Run each for SECS seconds on a scratch copy of its seed corpus (new
+#    inputs go to the scratch directory, not into the committed corpus).
+scratch=$(mktemp -d)
+failed=()
+for t in "${TARGETS[@]}"; do
+  mkdir -p "$scratch/$t" "$scratch/artifacts"
+  log="$scratch/$t.log"
+  if cargo "${TC[@]}" fuzz run "$t" "$scratch/$t" "corpus/$t" -- \
+      -max_total_time="$SECS" -timeout=30 -rss_limit_mb=4096 \
+      -artifact_prefix="$scratch/artifacts/$t-" -print_final_stats=1 >"$log" 2>&1; then
+    runs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
+    echo "fuzz: $t ok: ${runs:-?} executions in ${SECS} s"
+  else
+    echo "fuzz: $t FAILED; last lines of its log:"
+    grep -E -A12 'panicked|ERROR: (libFuzzer|AddressSanitizer)' "$log" | head -n 40 || tail -n 40 "$log"
+    for a in "$scratch"/artifacts/"$t"-*; do
+      [ -e "$a" ] || continue
+      echo "fuzz: input saved at $a; reproduce with:"
+      echo "      (cd fuzz && cargo ${TC[*]} fuzz run $t $a)"
+    done
+    failed+=("$t")
+  fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: FAILED targets: ${failed[*]}"
+  exit 1
+fi
+echo "fuzz: all ${#TARGETS[@]} targets ran ${SECS} s each without a finding"
