@@ -275,18 +275,33 @@ fn oracle_gradient_with_subnormal_divide_by() {
 fn softcap_outside_the_f32_range_is_an_error() {
     let x = [0.0_f32, 1.0, -2.0, 0.5, 3.0, 0.0];
     for s in [1e-40, 2.2e-308, 1e31, 3e38] {
-        let opts = CrossEntropyOptions { softcap: Some(s), ..Default::default() };
+        let opts = CrossEntropyOptions {
+            softcap: Some(s),
+            ..Default::default()
+        };
         let want = reference::cross_entropy(&[0.0; 6], 3, &[0, 1], &opts).unwrap_err();
         assert!(
-            matches!(want, loss_kernels::LossError::InvalidOption { option: "softcap", .. }),
+            matches!(
+                want,
+                loss_kernels::LossError::InvalidOption {
+                    option: "softcap",
+                    ..
+                }
+            ),
             "oracle, s = {s:e}: {want:?}"
         );
-        let got = CrossEntropy::new().softcap(s).loss(&x, 3, &[0_u32, 1]).unwrap_err();
+        let got = CrossEntropy::new()
+            .softcap(s)
+            .loss(&x, 3, &[0_u32, 1])
+            .unwrap_err();
         assert_eq!(got, want, "s = {s:e}");
         assert!(got.to_string().contains("[1e-30, 1e30]"), "{got}");
     }
     for s in [1e-30, 1e30] {
-        let opts = CrossEntropyOptions { softcap: Some(s), ..Default::default() };
+        let opts = CrossEntropyOptions {
+            softcap: Some(s),
+            ..Default::default()
+        };
         let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let want = reference::cross_entropy(&x64, 3, &[0, 1], &opts).unwrap();
         for b in backends() {
