@@ -3,18 +3,26 @@
 //!
 //! For a row of logits `z` (after the optional softcap `z = s·tanh(x/s)`),
 //! `lse = ln Σ_c e^{z_c}` and the loss terms all follow from a handful of
-//! per-row statistics, gathered in **one read** of the row (pass 1):
+//! per-row statistics, each gathered by one [`Sweep`] of the row:
 //!
-//! - the online log-sum-exp state `(m, s)` with `s = Σ e^{z_c - m}`, kept per
-//!   vector lane: a block of four vectors updates the lane maxima once, and
-//!   the lane sums are rescaled only when a maximum grew (rare after the
-//!   first blocks), so the cost is one `exp` per element;
-//! - for label smoothing and dense targets, with per-class weights
-//!   `u_c = w_c` (smoothing) or `u_c = w_c t'_c` (dense): `a = Σ u_c` and
-//!   `d = Σ u_c (m - z_c)`, so that `Σ_c u_c (lse - z_c) = a ln s + d`. Every
-//!   term is non-negative (`d` is shifted when a lane maximum grows, by
-//!   `(m_new - m_old) a`), so a loss near 0 keeps its relative accuracy;
-//!   the naive `lse Σ u - Σ u z` would cancel.
+//! - pass 1 ([`Sweep::Lse`], always): the online log-sum-exp state `(m, s)`
+//!   with `s = Σ e^{z_c - m}`, kept per vector lane: a block of four vectors
+//!   updates the lane maxima once, and the lane sums are rescaled only when
+//!   a maximum grew (rare after the first blocks), so the cost is one `exp`
+//!   per element. The lane sums stay in `T` for a few vectors and are then
+//!   added to `f64` lane accumulators, so `s` keeps a few-ulp accuracy for
+//!   rows of any length (10^5 classes and more).
+//! - label smoothing and dense targets ([`Sweep::Side`]), with per-class
+//!   weights `u_c = w_c` (smoothing) or `u_c = w_c t'_c` (dense), and the
+//!   row maximum `m` as origin: `a = Σ u_c` and `d = Σ u_c (m - z_c) >= 0`,
+//!   so that `Σ_c u_c (lse - z_c) = a ln s + d`, two non-negative terms (the
+//!   naive `lse Σ u - Σ u z` would cancel). The terms are summed in `f64`
+//!   and formed as `2·u (m/2 - z/2)`, so `m - z` cannot overflow `T` when
+//!   the row loss fits.
+//! - confident rows of those paths ([`Sweep::Excess`], only when `a ln s`
+//!   dominates a small loss): `ln s = ln_1p(s - 1)` with
+//!   `s - 1 = (count(z = m) - 1) + Σ_{z < m} e^{z - m}`, free of the
+//!   cancellation of `s - 1` computed from `s ≈ 1`.
 //!
 //! For integer labels the target class is *excluded* from the state (the
 //! row is read as `[..t]` and `[t+1..]`), which gives the off-target mass
@@ -51,18 +59,20 @@ impl<'a, T> Dense<'a, T> {
     }
 }
 
-/// Mergeable per-row statistics of pass 1, in `f64`.
+/// Mergeable per-row statistics of one sweep, in `f64` (which fields a
+/// sweep fills depends on its [`Sweep`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct RowStats {
-    /// Maximum of the (capped) logits seen.
+    /// Maximum of the (capped) logits seen ([`Sweep::Lse`]; `-inf` otherwise).
     pub m: f64,
-    /// `Σ e^{z_c - m}` over the logits seen.
+    /// `Σ e^{z_c - m}` over the logits seen ([`Sweep::Lse`]), or
+    /// `Σ_{z_c < m} e^{z_c - m}` ([`Sweep::Excess`]).
     pub s: f64,
-    /// `a = Σ u_c` of the per-class weights `u` (see the module docs; only
-    /// when asked for).
+    /// `a = Σ u_c` of the per-class weights `u` ([`Sweep::Side`]), or the
+    /// count of `z_c = m` ([`Sweep::Excess`]).
     pub a: f64,
-    /// `d = Σ u_c (m° - z_c)` with `m° = m`, or 0 when `m = -inf`; terms with
-    /// `u_c = 0` count 0.
+    /// `d = Σ u_c (o - z_c)` for the origin `o` of [`Sweep::Side`]; terms
+    /// with `u_c = 0` count 0.
     pub d: f64,
 }
 
@@ -77,26 +87,31 @@ impl RowStats {
     /// Combines the statistics of two disjoint parts of a row.
     pub(crate) fn merge(self, o: RowStats) -> RowStats {
         let (m, s) = merge_lse(self.m, self.s, o.m, o.s);
-        let ms = shift_origin(m);
         RowStats {
             m,
             s,
             a: self.a + o.a,
-            d: rebase(self.d, self.a, ms - shift_origin(self.m))
-                + rebase(o.d, o.a, ms - shift_origin(o.m)),
+            d: self.d + o.d,
         }
-    }
-
-    /// `Σ u_c (lse - z_c) = a (lse - m°) + d`: two non-negative terms.
-    pub(crate) fn weighted_nll(&self) -> f64 {
-        let lse_minus_origin = (self.m - shift_origin(self.m)) + self.s.ln();
-        rebase(self.d, self.a, lse_minus_origin)
     }
 
     /// `ln Σ e^{z}`: `m + ln s` (`-inf` for an empty or all `-inf` row).
     pub(crate) fn lse(&self) -> f64 {
         self.m + self.s.ln()
     }
+}
+
+/// What one read of a row (segment) computes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Sweep<T> {
+    /// The online log-sum-exp state `(m, s)`.
+    Lse,
+    /// The side sums `a = Σ u`, `d = Σ u (o - z)` about the origin `o`
+    /// (the row maximum, or 0 while it is `-inf`).
+    Side(T),
+    /// Given the row maximum `m`: `Σ_{z < m} e^{z - m}` and the count of
+    /// `z = m`, so that `s - 1 = (count - 1) + Σ` has no cancellation.
+    Excess(T),
 }
 
 /// The origin `m°` of `d`: the maximum, or 0 while it is `-inf`.
@@ -132,6 +147,13 @@ pub(crate) fn merge_lse(m1: f64, s1: f64, m2: f64, s2: f64) -> (f64, f64) {
     }
     let scaled = |mi: f64, si: f64| if mi == m { si } else { si * (mi - m).exp() };
     (m, scaled(m1, s1) + scaled(m2, s2))
+}
+
+/// `ln s` of a row state, without cancellation when `s` is close to 1:
+/// `excess` (a [`Sweep::Excess`] result, asked for only when needed) gives
+/// `s - 1 = (count - 1) + Σ_{z < m} e^{z - m}` exactly enough for `ln_1p`.
+pub(crate) fn ln_sum(excess: RowStats) -> f64 {
+    ((excess.a - 1.0) + excess.s).ln_1p()
 }
 
 /// `ln(1 + e^u)`, accurate for every `u` (`f64`).
@@ -172,7 +194,7 @@ fn capped<S: Simd, T: Float>(s: S, x: T::Vec<S>, cap: Option<Cap<T>>) -> T::Vec<
     }
 }
 
-/// A contiguous piece of a row for pass 1: logits, and the class weights
+/// A contiguous piece of a row for a sweep: logits, and the class weights
 /// and dense targets aligned with them.
 #[derive(Clone, Copy)]
 pub(crate) struct Segment<'a, T> {
@@ -181,28 +203,37 @@ pub(crate) struct Segment<'a, T> {
     pub t: Option<Dense<'a, T>>,
 }
 
-/// Pass 1 over one contiguous segment of a row: returns its [`RowStats`].
+/// Vectors summed in `T` lanes before they are added to the `f64` lane
+/// accumulators (a flush): the `T` partial sums hold at most this many
+/// terms per lane, so `f32` rounding stays at a few ulp for any row length.
+const FLUSH_VECTORS: usize = 16;
+
+/// One sweep over the segments of a row, in order (the target class of a
+/// labelled row is left out by passing the row as two segments).
 #[inline(always)]
-pub(crate) fn pass1_segment<S: Simd, T: Float, const SIDE: bool>(
+pub(crate) fn sweep<S: Simd, T: Float>(
     s: S,
-    z: &[T],
-    w: Option<&[T]>,
-    t: Option<Dense<'_, T>>,
+    segments: &[Segment<'_, T>],
     cap: Option<Cap<T>>,
+    kind: Sweep<T>,
 ) -> RowStats {
-    pass1::<S, T, SIDE>(s, &[Segment { z, w, t }], cap)
+    match kind {
+        Sweep::Lse => pass1(s, segments, cap),
+        Sweep::Side(origin) => side_sums(s, segments, cap, origin),
+        Sweep::Excess(m) => excess(s, segments, cap, m),
+    }
 }
 
-/// Pass 1 over the segments of a row, in order, with one lane state (the
-/// target class of a labelled row is left out by passing the row as two
-/// segments): returns their combined [`RowStats`].
+/// Pass 1: the online log-sum-exp state `(m, s)` of the segments.
 ///
-/// `w`: class weights aligned with `z` (for `Σ w z` and dense sums),
-/// `t`: dense targets aligned with `z`, used as the smoothed target
-/// `t' = keep·t + add`. `SIDE` asks for the side sums `a`, `d` of the
-/// per-class weights `u = w t'` (dense) or `u = w` (smoothing).
+/// Per lane: a block of four vectors updates the lane maximum once, and the
+/// lane sums are rescaled only when a maximum grew (rare after the first
+/// blocks), so the cost is one `exp` per element. The lane sums are kept in
+/// `T` for [`FLUSH_VECTORS`] vectors and then added to `f64` lane
+/// accumulators (rescaled together), so a row of 10^5+ classes keeps `s`
+/// within a few ulp while the hot loop stays in `T`.
 #[inline(always)]
-pub(crate) fn pass1<S: Simd, T: Float, const SIDE: bool>(
+pub(crate) fn pass1<S: Simd, T: Float>(
     s: S,
     segments: &[Segment<'_, T>],
     cap: Option<Cap<T>>,
@@ -216,55 +247,19 @@ pub(crate) fn pass1<S: Simd, T: Float, const SIDE: bool>(
     let zero = V::<S, T>::splat(s, T::ZERO);
     let mut m = ninf;
     let mut sum = zero;
-    // Side sums per lane: a = Σ u, d = Σ u (m° - z), m° = m or 0 while -inf.
-    let mut acc_a = zero;
-    let mut acc_d = zero;
+    let mut acc = V::<S, T>::acc_zero(s);
 
-    // The per-class weights `u` of one vector at element `i` (only lanes
-    // below `valid` count: the others get u = 0).
-    #[inline(always)]
-    fn weights<S: Simd, T: Float>(
-        s: S,
-        w: Option<&[T]>,
-        t: Option<Dense<'_, T>>,
-        i: usize,
-        valid: usize,
-    ) -> T::Vec<S> {
-        let wv: T::Vec<S> = match w {
-            Some(w) => load_at(s, w, i, T::ZERO),
-            None => T::Vec::<S>::splat(s, T::ONE),
-        };
-        let u = match t {
-            Some(t) => {
-                let tv: T::Vec<S> = load_at(s, t.t, i, T::ZERO);
-                let keep = T::Vec::<S>::splat(s, t.keep);
-                let add = T::Vec::<S>::splat(s, t.add);
-                wv.mul(keep.mul_add(tv, add))
-            }
-            None => wv,
-        };
-        if valid < <T::Vec<S> as Vector>::LANES {
-            let mut buf = [T::ZERO; 64];
-            u.store(&mut buf[..<T::Vec<S> as Vector>::LANES]);
-            T::Vec::<S>::load_partial(s, &buf[..valid], T::ZERO)
-        } else {
-            u
-        }
-    }
-
-    // Moves the lane maxima to `m_new`: rescales the sums and shifts `d`.
+    // Moves the lane maxima to `m_new`, rescaling both sums; returns the
+    // origin of the exponents (the maxima, 0 for lanes still at -inf).
     macro_rules! raise_max {
         ($m_new:expr) => {{
             let m_new = $m_new;
             let origin_new = V::<S, T>::select(m_new.eq(ninf), zero, m_new);
             if V::<S, T>::any(m.lt(m_new)) {
-                // e^{-inf} = 0 for a lane that had seen only -inf (its sum is 0).
-                sum = sum.mul(math::exp(s, m.sub(origin_new)));
-                if SIDE {
-                    let origin_old = V::<S, T>::select(m.eq(ninf), zero, m);
-                    let shifted = origin_new.sub(origin_old).mul_add(acc_a, acc_d);
-                    acc_d = V::<S, T>::select(acc_a.eq(zero), acc_d, shifted);
-                }
+                // e^{-inf} = 0 for a lane that had seen only -inf (its sums are 0).
+                let factor = math::exp(s, m.sub(origin_new));
+                sum = sum.mul(factor);
+                acc = V::<S, T>::acc_scale(acc, factor);
             }
             m = m_new;
             origin_new
@@ -272,9 +267,10 @@ pub(crate) fn pass1<S: Simd, T: Float, const SIDE: bool>(
     }
 
     for seg in segments {
-        let (z, w, t) = (seg.z, seg.w, seg.t);
+        let z = seg.z;
         let n = z.len();
         let mut i = 0;
+        let mut block = 0;
         while i + 4 * lanes <= n {
             let x0 = capped(s, V::<S, T>::load(s, &z[i..]), cap);
             let x1 = capped(s, V::<S, T>::load(s, &z[i + lanes..]), cap);
@@ -287,40 +283,33 @@ pub(crate) fn pass1<S: Simd, T: Float, const SIDE: bool>(
             let e2 = math::exp(s, x2.sub(origin));
             let e3 = math::exp(s, x3.sub(origin));
             sum = sum.add(e0.add(e1).add(e2.add(e3)));
-            if SIDE {
-                for (k, xk) in [x0, x1, x2, x3].into_iter().enumerate() {
-                    let u = weights(s, w, t, i + k * lanes, lanes);
-                    let term = V::<S, T>::select(u.eq(zero), zero, u.mul(origin.sub(xk)));
-                    acc_a = acc_a.add(u);
-                    acc_d = acc_d.add(term);
-                }
-            }
             i += 4 * lanes;
+            block += 4;
+            if block == FLUSH_VECTORS {
+                acc = V::<S, T>::acc_add(acc, sum);
+                sum = zero;
+                block = 0;
+            }
         }
         while i < n {
             let valid = (n - i).min(lanes);
             let raw: V<S, T> = load_at(s, z, i, T::from_f64(f64::NEG_INFINITY));
+            // Padding lanes hold -inf; the softcap maps them to -cap, which
+            // never exceeds a real capped logit: drop their exponentials.
             let x = capped(s, raw, cap);
-            // Padding lanes hold -inf (tanh keeps it at -cap: force -inf again).
-            let x = if valid < lanes {
-                let mut buf = [T::ZERO; 64];
-                x.store(&mut buf[..lanes]);
-                V::<S, T>::load_partial(s, &buf[..valid], T::from_f64(f64::NEG_INFINITY))
-            } else {
-                x
-            };
             let origin = raise_max!(m.max(x));
-            sum = sum.add(math::exp(s, x.sub(origin)));
-            if SIDE {
-                let u = weights(s, w, t, i, valid);
-                let term = V::<S, T>::select(u.eq(zero), zero, u.mul(origin.sub(x)));
-                acc_a = acc_a.add(u);
-                acc_d = acc_d.add(term);
-            }
+            let e = math::exp(s, x.sub(origin));
+            let e = if cap.is_some() {
+                e.keep_first(valid)
+            } else {
+                e
+            };
+            sum = sum.add(e);
             i += lanes;
         }
     }
-    // Combine the lanes: M = max m_l, S = Σ s_l e^{m_l - M}; d rebased to M°.
+    acc = V::<S, T>::acc_add(acc, sum);
+    // Combine the lanes: M = max m_l, S = Σ s_l e^{m_l - M}.
     // NaN anywhere makes the sum NaN (max may have dropped it).
     let big_m = m.reduce_max();
     let big_m_f = big_m.to_f64();
@@ -329,9 +318,9 @@ pub(crate) fn pass1<S: Simd, T: Float, const SIDE: bool>(
         0.0
     } else {
         // Lanes with m_l = -inf have s_l = 0: e^{-inf} = 0 keeps them 0.
-        sum.mul(math::exp(s, m.sub(mv))).reduce_sum()
+        V::<S, T>::acc_sum(V::<S, T>::acc_scale(acc, math::exp(s, m.sub(mv))))
     };
-    let total = if sum.reduce_sum().is_nan() {
+    let total = if V::<S, T>::acc_sum(acc).is_nan() {
         f64::NAN
     } else {
         total
@@ -341,20 +330,123 @@ pub(crate) fn pass1<S: Simd, T: Float, const SIDE: bool>(
     } else {
         (big_m_f, total)
     };
-    let (a, d) = if SIDE {
-        let origin_lane = V::<S, T>::select(m.eq(ninf), zero, m);
-        let origin_all = V::<S, T>::select(mv.eq(ninf), zero, mv);
-        let shifted = origin_all.sub(origin_lane).mul_add(acc_a, acc_d);
-        let d = V::<S, T>::select(acc_a.eq(zero), acc_d, shifted);
-        (acc_a.reduce_sum(), d.reduce_sum())
-    } else {
-        (0.0, 0.0)
-    };
     RowStats {
         m: m_out,
         s: s_out,
-        a,
-        d,
+        ..RowStats::EMPTY
+    }
+}
+
+/// The per-class weights `u` of one vector at element `i`: `w` (smoothing)
+/// or `w t'` (dense); lanes from `valid` on get `u = 0`.
+#[inline(always)]
+fn weights<S: Simd, T: Float>(
+    s: S,
+    w: Option<&[T]>,
+    t: Option<Dense<'_, T>>,
+    i: usize,
+    valid: usize,
+) -> T::Vec<S> {
+    let wv: T::Vec<S> = match w {
+        Some(w) => load_at(s, w, i, T::ZERO),
+        None => T::Vec::<S>::splat(s, T::ONE),
+    };
+    let u = match t {
+        Some(t) => {
+            let tv: T::Vec<S> = load_at(s, t.t, i, T::ZERO);
+            let keep = T::Vec::<S>::splat(s, t.keep);
+            let add = T::Vec::<S>::splat(s, t.add);
+            wv.mul(keep.mul_add(tv, add))
+        }
+        None => wv,
+    };
+    u.keep_first(valid)
+}
+
+/// The side sums of label smoothing and dense targets about the origin `o`:
+/// `a = Σ u_c` and `d = Σ u_c (o - z_c) >= 0` (for `o` the maximum of the
+/// segments), in `f64` lane accumulators. Each term is computed as
+/// `2 · u (o/2 - z/2)`, so `o - z` (up to `2·MAX`) cannot overflow `T` when
+/// the row loss itself fits.
+#[inline(always)]
+pub(crate) fn side_sums<S: Simd, T: Float>(
+    s: S,
+    segments: &[Segment<'_, T>],
+    cap: Option<Cap<T>>,
+    origin: T,
+) -> RowStats {
+    type V<S, T> = <T as Float>::Vec<S>;
+    let lanes = V::<S, T>::LANES;
+    let zero = V::<S, T>::splat(s, T::ZERO);
+    let half = V::<S, T>::splat(s, T::from_f64(0.5));
+    let half_origin = V::<S, T>::splat(s, origin).mul(half);
+    let mut acc_a = V::<S, T>::acc_zero(s);
+    let mut acc_d = V::<S, T>::acc_zero(s);
+    let (mut part_a, mut part_d) = (zero, zero);
+    let mut count = 0;
+    for seg in segments {
+        let n = seg.z.len();
+        let mut i = 0;
+        while i < n {
+            let valid = (n - i).min(lanes);
+            let x = capped(s, load_at(s, seg.z, i, T::ZERO), cap);
+            let u = weights(s, seg.w, seg.t, i, valid);
+            let half_term = u.mul(half_origin.sub(x.mul(half)));
+            part_a = part_a.add(u);
+            part_d = part_d.add(V::<S, T>::select(u.eq(zero), zero, half_term));
+            count += 1;
+            if count == FLUSH_VECTORS {
+                acc_a = V::<S, T>::acc_add(acc_a, part_a);
+                acc_d = V::<S, T>::acc_add(acc_d, part_d);
+                (part_a, part_d, count) = (zero, zero, 0);
+            }
+            i += lanes;
+        }
+    }
+    acc_a = V::<S, T>::acc_add(acc_a, part_a);
+    acc_d = V::<S, T>::acc_add(acc_d, part_d);
+    RowStats {
+        a: V::<S, T>::acc_sum(acc_a),
+        d: 2.0 * V::<S, T>::acc_sum(acc_d),
+        ..RowStats::EMPTY
+    }
+}
+
+/// Given the maximum `m` of the segments: `Σ_{z < m} e^{z - m}` (into `s`)
+/// and the count of `z = m` (into `a`), each term added in `f64`. Only
+/// confident rows of the smoothing and dense paths ask for it.
+#[inline(always)]
+pub(crate) fn excess<S: Simd, T: Float>(
+    s: S,
+    segments: &[Segment<'_, T>],
+    cap: Option<Cap<T>>,
+    m: T,
+) -> RowStats {
+    type V<S, T> = <T as Float>::Vec<S>;
+    let lanes = V::<S, T>::LANES;
+    let zero = V::<S, T>::splat(s, T::ZERO);
+    let one = V::<S, T>::splat(s, T::ONE);
+    let mv = V::<S, T>::splat(s, m);
+    let mut acc_s = V::<S, T>::acc_zero(s);
+    let mut acc_n = V::<S, T>::acc_zero(s);
+    for seg in segments {
+        let n = seg.z.len();
+        let mut i = 0;
+        while i < n {
+            let valid = (n - i).min(lanes);
+            let x = capped(s, load_at(s, seg.z, i, T::ZERO), cap);
+            let below = x.lt(mv);
+            let e = V::<S, T>::select(below, math::exp(s, x.sub(mv)), zero);
+            let at_max = V::<S, T>::select(x.eq(mv), one, zero);
+            acc_s = V::<S, T>::acc_add(acc_s, e.keep_first(valid));
+            acc_n = V::<S, T>::acc_add(acc_n, at_max.keep_first(valid));
+            i += lanes;
+        }
+    }
+    RowStats {
+        s: V::<S, T>::acc_sum(acc_s),
+        a: V::<S, T>::acc_sum(acc_n),
+        ..RowStats::EMPTY
     }
 }
 
@@ -444,25 +536,26 @@ pub(crate) fn pass2_segment<S: Simd, T: Float, const WRITE: u8>(
     }
 }
 
-/// Pass 1 over a segment, as a dispatchable kernel (for rows split across
-/// threads).
-pub(crate) struct Pass1Kernel<'a, T> {
+/// One sweep over a segment, as a dispatchable kernel (for rows split
+/// across threads).
+pub(crate) struct SweepKernel<'a, T> {
     pub z: &'a [T],
     pub w: Option<&'a [T]>,
     pub t: Option<Dense<'a, T>>,
     pub cap: Option<Cap<T>>,
-    pub side: bool,
+    pub kind: Sweep<T>,
 }
 
-impl<T: Float> Kernel for Pass1Kernel<'_, T> {
+impl<T: Float> Kernel for SweepKernel<'_, T> {
     type Output = RowStats;
     #[inline(always)]
     fn run<S: Simd>(self, s: S) -> RowStats {
-        if self.side {
-            pass1_segment::<S, T, true>(s, self.z, self.w, self.t, self.cap)
-        } else {
-            pass1_segment::<S, T, false>(s, self.z, self.w, self.t, self.cap)
-        }
+        let seg = Segment {
+            z: self.z,
+            w: self.w,
+            t: self.t,
+        };
+        sweep::<S, T>(s, &[seg], self.cap, self.kind)
     }
 }
 

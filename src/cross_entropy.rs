@@ -15,8 +15,8 @@
 //! Gemma 2's logit softcap (`z = s · tanh(x / s)`).
 
 use crate::ce_kernels::{
-    pass1, pass2_segment, sigmoid, softplus, Cap, Dense, Pass1Kernel, Pass2, Pass2Kernel, RowStats,
-    Segment, Write,
+    ln_sum, pass2_segment, rebase, shift_origin, sigmoid, softplus, sweep, Cap, Dense, Pass2,
+    Pass2Kernel, RowStats, Segment, Sweep, SweepKernel, Write,
 };
 use crate::error::check_len;
 use crate::options::{check_non_negative, divide_gradient, Common};
@@ -636,14 +636,14 @@ impl<T: Float> Config<'_, T> {
         }
     }
 
-    /// Pass 1 of a row, given a pass-1 runner over class ranges.
+    /// Pass 1 of a row, given a runner of sweeps over class ranges.
     /// (Inlined into the SIMD kernel, so the runner is compiled there too.)
     #[inline(always)]
     fn plan_row(
         &self,
         row: &[T],
         target: RowTarget<'_, T>,
-        mut pass1: impl FnMut(&[(usize, usize)], Option<Dense<'_, T>>) -> RowStats,
+        mut sweep: impl FnMut(&[(usize, usize)], Option<Dense<'_, T>>, Sweep<T>) -> RowStats,
     ) -> RowPlan {
         let c = self.classes;
         let g = self.grad_scale;
@@ -660,7 +660,7 @@ impl<T: Float> Config<'_, T> {
                 target_grad: None,
             },
             RowTarget::None => {
-                let st = pass1(&[(0, c)], None);
+                let st = sweep(&[(0, c)], None, Sweep::Lse);
                 RowPlan {
                     loss: st.lse(),
                     m: st.m,
@@ -672,7 +672,8 @@ impl<T: Float> Config<'_, T> {
                 }
             }
             RowTarget::Label(t) => {
-                let off = pass1(&[(0, t), (t + 1, c)], None);
+                let ranges = [(0, t), (t + 1, c)];
+                let off = sweep(&ranges, None, Sweep::Lse);
                 let x_t = row.get(t).map_or(f64::NAN, |x| x.to_f64());
                 let z_t = self.cap_value(x_t);
                 let w_t = self.w.and_then(|w| w.get(t)).map_or(1.0, |w| w.to_f64());
@@ -689,10 +690,8 @@ impl<T: Float> Config<'_, T> {
                 let mut k = 0.0;
                 if eps > 0.0 {
                     // Σ_c w_c (lse - z_c): the off-target classes' non-negative
-                    // terms a (lse - m°) + d, plus the target's w_t · nll.
-                    let origin = crate::ce_kernels::shift_origin(off.m);
-                    let lse_minus_origin = (all.m - origin) + all.s.ln();
-                    let off_sum = crate::ce_kernels::rebase(off.d, off.a, lse_minus_origin);
+                    // terms, plus the target's w_t · nll.
+                    let off_sum = off_target_nll(off, all, u, |kind| sweep(&ranges, None, kind));
                     loss += eps / c as f64 * (off_sum + w_t * nll);
                     k += eps * self.w_sum / c as f64;
                 }
@@ -716,11 +715,21 @@ impl<T: Float> Config<'_, T> {
                 }
             }
             RowTarget::Dense(t) => {
-                let st = pass1(&[(0, c)], Some(self.dense(t)));
-                let lse = st.lse();
-                // Σ_c w_c t'_c (lse - z_c), as a sum of non-negative terms.
-                let mut loss = st.weighted_nll();
-                let mut k = st.a;
+                let ranges = [(0, c)];
+                let dense = Some(self.dense(t));
+                let st = sweep(&ranges, dense, Sweep::Lse);
+                let origin = shift_origin(st.m);
+                let side = sweep(&ranges, dense, Sweep::Side(T::from_f64(origin)));
+                let mut ln_s = st.s.ln();
+                // Σ_c w_c t'_c (lse - z_c) = a ln s + d (for a finite max):
+                // two non-negative terms. When it is small against a, ln s
+                // must keep its relative accuracy: s - 1 without cancellation.
+                if st.lse().is_finite() && side.a > 0.0 && ln_s + side.d / side.a < 1.0 {
+                    ln_s = ln_sum(sweep(&ranges, None, Sweep::Excess(T::from_f64(st.m))));
+                }
+                let lse = st.m + ln_s;
+                let mut loss = rebase(side.d, side.a, (st.m - origin) + ln_s);
+                let mut k = side.a;
                 if lambda > 0.0 {
                     loss += lambda * lse * lse;
                     k += 2.0 * lambda * lse;
@@ -728,7 +737,7 @@ impl<T: Float> Config<'_, T> {
                 RowPlan {
                     loss,
                     m: st.m,
-                    ln_s: st.s.ln(),
+                    ln_s,
                     alpha: g * k,
                     b1: g * (1.0 - eps),
                     b0: g * eps / c as f64,
@@ -737,6 +746,40 @@ impl<T: Float> Config<'_, T> {
             }
         }
     }
+}
+
+/// `Σ_{c ≠ t} w_c (lse - z_c)` of a labelled row with smoothing, from the
+/// off-target state `off`, the whole row's state `all` and
+/// `u = ln S_off + M_off - z_t`; `side` runs a sweep over the off-target
+/// classes.
+///
+/// With the off-target maximum `M` as origin it is `a (lse - M) + d`, and
+/// `lse - M = ln S_off + softplus(-u)`: non-negative terms, each accurate,
+/// so a confident row keeps its relative accuracy (`ln S_off` from an
+/// excess sweep when it matters).
+#[inline(always)]
+fn off_target_nll<T: Float>(
+    off: RowStats,
+    all: RowStats,
+    u: f64,
+    mut side: impl FnMut(Sweep<T>) -> RowStats,
+) -> f64 {
+    let origin = shift_origin(off.m);
+    let sums = side(Sweep::Side(T::from_f64(origin)));
+    if sums.a == 0.0 {
+        return sums.d;
+    }
+    let lse_minus_origin = if off.m.is_finite() && all.lse().is_finite() {
+        let tail = softplus(-u);
+        let mut ln_s = off.s.ln();
+        if ln_s + tail + sums.d / sums.a < 1.0 {
+            ln_s = ln_sum(side(Sweep::Excess(T::from_f64(off.m))));
+        }
+        ln_s + tail
+    } else {
+        all.lse() - origin
+    };
+    rebase(sums.d, sums.a, lse_minus_origin)
 }
 
 impl RowPlan {
@@ -813,20 +856,12 @@ impl<T: Float, L: Label> Kernel for RowsJob<'_, '_, T, L> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) -> f64 {
-        // Side sums for label smoothing and for dense targets.
-        if self.cfg.eps > 0.0 || matches!(self.targets, Targets::Dense(_)) {
-            rows_kernel::<S, T, L, true>(s, self)
-        } else {
-            rows_kernel::<S, T, L, false>(s, self)
-        }
+        rows_kernel::<S, T, L>(s, self)
     }
 }
 
 #[inline(always)]
-fn rows_kernel<S: Simd, T: Float, L: Label, const SIDE: bool>(
-    s: S,
-    job: RowsJob<'_, '_, T, L>,
-) -> f64 {
+fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) -> f64 {
     let cfg = job.cfg;
     let c = cfg.classes;
     let w = cfg.w;
@@ -839,15 +874,15 @@ fn rows_kernel<S: Simd, T: Float, L: Label, const SIDE: bool>(
             row,
             target,
             #[inline(always)]
-            |ranges, t| {
+            |ranges, t, kind| {
                 let seg = |(lo, hi): (usize, usize)| Segment {
                     z: &row[lo..hi],
                     w: w.map(|w| &w[lo..hi]),
                     t: t.map(|t| t.slice(lo, hi)),
                 };
                 match *ranges {
-                    [a] => pass1::<S, T, SIDE>(s, &[seg(a)], cap),
-                    [a, b] => pass1::<S, T, SIDE>(s, &[seg(a), seg(b)], cap),
+                    [a] => sweep::<S, T>(s, &[seg(a)], cap, kind),
+                    [a, b] => sweep::<S, T>(s, &[seg(a), seg(b)], cap, kind),
                     _ => RowStats::EMPTY,
                 }
             },
@@ -886,7 +921,7 @@ fn huge_rows<T: Float, L: Label>(job: RowsJob<'_, '_, T, L>) -> f64 {
     let mut sum = 0.0;
     for (r, row) in job.logits.chunks_exact(c).enumerate() {
         let target = row_target(cfg, &job.targets, r);
-        let plan = cfg.plan_row(row, target, |ranges, t| {
+        let plan = cfg.plan_row(row, target, |ranges, t, kind| {
             ranges.iter().fold(RowStats::EMPTY, |acc, &(lo, hi)| {
                 let col = ColumnPass1 {
                     backend: cfg.backend,
@@ -894,7 +929,7 @@ fn huge_rows<T: Float, L: Label>(job: RowsJob<'_, '_, T, L>) -> f64 {
                     w: cfg.w.map(|w| &w[lo..hi]),
                     t: t.map(|t| t.slice(lo, hi)),
                     cap: cfg.cap,
-                    side: cfg.eps > 0.0 || t.is_some(),
+                    kind,
                 };
                 acc.merge(
                     parallel::reduce(col, COL_LEAF, 2 * COL_LEAF).unwrap_or(RowStats {
@@ -929,7 +964,7 @@ struct ColumnPass1<'a, T> {
     w: Option<&'a [T]>,
     t: Option<Dense<'a, T>>,
     cap: Option<Cap<T>>,
-    side: bool,
+    kind: Sweep<T>,
 }
 
 impl<T: Float> Job for ColumnPass1<'_, T> {
@@ -961,12 +996,12 @@ impl<T: Float> Job for ColumnPass1<'_, T> {
     fn run(self) -> Result<RowStats, LossError> {
         Ok(simd::dispatch(
             self.backend,
-            Pass1Kernel {
+            SweepKernel {
                 z: self.z,
                 w: self.w,
                 t: self.t,
                 cap: self.cap,
-                side: self.side,
+                kind: self.kind,
             },
         ))
     }
@@ -1232,7 +1267,7 @@ impl LogSumExp {
             w: None,
             t: None,
             cap: None,
-            side: false,
+            kind: Sweep::Lse,
         };
         let st = parallel::reduce(col, COL_LEAF, 2 * COL_LEAF)?;
         Ok(LogSumExp {

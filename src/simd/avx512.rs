@@ -320,6 +320,15 @@ impl Vector for F32x16 {
         Acc32(unsafe { [_mm512_add_pd(a.0[0], b.0[0]), _mm512_add_pd(a.0[1], b.0[1])] })
     }
     #[inline(always)]
+    fn acc_scale(acc: Acc32, v: Self) -> Acc32 {
+        // SAFETY: see the note at the top of this impl (AVX-512DQ for the extract).
+        unsafe {
+            let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v.0));
+            let hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps::<1>(v.0));
+            Acc32([_mm512_mul_pd(acc.0[0], lo), _mm512_mul_pd(acc.0[1], hi)])
+        }
+    }
+    #[inline(always)]
     fn acc_sum(acc: Acc32) -> f64 {
         // SAFETY: an accumulator is made only by `acc_zero`, from a token.
         F64x8::acc_sum(Acc64(unsafe { _mm512_add_pd(acc.0[0], acc.0[1]) }))
@@ -506,6 +515,11 @@ impl Vector for F64x8 {
     fn acc_merge(a: Acc64, b: Acc64) -> Acc64 {
         // SAFETY: an accumulator is made only by `acc_zero`, from a token.
         Acc64(unsafe { _mm512_add_pd(a.0, b.0) })
+    }
+    #[inline(always)]
+    fn acc_scale(acc: Acc64, v: Self) -> Acc64 {
+        // SAFETY: see the note at the top of this impl.
+        Acc64(unsafe { _mm512_mul_pd(acc.0, v.0) })
     }
     #[inline(always)]
     fn acc_sum(acc: Acc64) -> f64 {

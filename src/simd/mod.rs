@@ -152,6 +152,10 @@ pub trait Vector: Copy {
     fn acc_add_sq(acc: Self::Acc, v: Self) -> Self::Acc;
     /// `acc_a + acc_b`, lane-wise.
     fn acc_merge(a: Self::Acc, b: Self::Acc) -> Self::Acc;
+    /// `acc · self`, lane-wise, each lane of `self` widened to `f64` first
+    /// (rescales the `f64` partial sums of an online log-sum-exp when a
+    /// lane maximum grows).
+    fn acc_scale(acc: Self::Acc, v: Self) -> Self::Acc;
     /// Sum of all accumulator lanes, in a fixed order.
     fn acc_sum(acc: Self::Acc) -> f64;
 }

@@ -256,6 +256,13 @@ impl Vector for P32 {
         [a[0] + b[0], a[1] + b[1]]
     }
     #[inline(always)]
+    fn acc_scale(acc: [f64x4; 2], v: Self) -> [f64x4; 2] {
+        let a = v.0.to_array();
+        let lo = f64x4::new([a[0] as f64, a[1] as f64, a[2] as f64, a[3] as f64]);
+        let hi = f64x4::new([a[4] as f64, a[5] as f64, a[6] as f64, a[7] as f64]);
+        [acc[0] * lo, acc[1] * hi]
+    }
+    #[inline(always)]
     fn acc_sum(acc: [f64x4; 2]) -> f64 {
         (acc[0] + acc[1]).to_array().iter().sum()
     }
@@ -310,6 +317,10 @@ impl Vector for P64 {
     #[inline(always)]
     fn acc_merge(a: f64x4, b: f64x4) -> f64x4 {
         a + b
+    }
+    #[inline(always)]
+    fn acc_scale(acc: f64x4, v: Self) -> f64x4 {
+        acc * v.0
     }
     #[inline(always)]
     fn acc_sum(acc: f64x4) -> f64 {

@@ -206,6 +206,10 @@ macro_rules! scalar_vector {
                 a + b
             }
             #[inline(always)]
+            fn acc_scale(acc: f64, v: Self) -> f64 {
+                acc * v.0 as f64
+            }
+            #[inline(always)]
             fn acc_sum(acc: f64) -> f64 {
                 acc
             }
