@@ -29,7 +29,10 @@
 //!   lane makes its term NaN; the caller then finds the first bad index);
 //! - BCE with logits: `|x|·(x < 0 ? pw·y : 1 - y) + lw·ln(1 + e^{-|x|})` and
 //!   `(1 - y)·σ(x) - pw·y·σ(-x)`, with `lw = 1 + (pw - 1) y`, from one `exp`,
-//!   one polynomial and one reciprocal ([`math::logistic`]).
+//!   one polynomial and one reciprocal ([`math::logistic`]); a weight `w`
+//!   multiplies the coefficients (`w·pw·y`, `w·lw`) before they meet `|x|`,
+//!   so a term is finite whenever the weighted term is (`pw·y·|x|` alone
+//!   may overflow `f32` for `|x|` near `f32::MAX`, and `0·inf` is NaN).
 //!
 //! Optimization: weights and `pos_weight` that are the constant 1 get their
 //! own instantiation ([`Factor`], [`Unit`]), so the common call does no
@@ -545,14 +548,28 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
             };
             let neg = x.lt(zero);
             // (1 - y) max(x, 0) + pw y max(-x, 0) + lw ln(1 + e^{-|x|}): no
-            // cancellation of x against softplus(-x).
+            // cancellation of x against softplus(-x). With weights, w goes
+            // into the coefficients before they meet |x|: (w·pw·y)·|x| fits
+            // whenever the weighted term does, where (pw·y·|x|)·w may
+            // overflow (or give 0·inf = NaN for w = 0).
             let coef = V::<S, T>::select(neg, pw_y, one_minus_y);
-            let l = x.abs().mul_add(coef, log_weight.mul(lg.log1p_e));
+            let w = if W::IS_ONE {
+                one
+            } else {
+                weight.load_n(s, i, valid)
+            };
+            let (coef, log_weight_w) = if W::IS_ONE {
+                (coef, log_weight)
+            } else {
+                (coef.mul(w), log_weight.mul(w))
+            };
+            let l = x.abs().mul_add(coef, log_weight_w.mul(lg.log1p_e));
             let inf_lanes = x.abs().eq(inf);
             let l = if V::<S, T>::any(inf_lanes) {
                 // PyTorch's literal form for infinite logits (0 * inf = NaN).
                 let literal =
                     one_minus_y.mul_add(x, log_weight.mul(x.neg().max(zero).add(lg.log1p_e)));
+                let literal = if W::IS_ONE { literal } else { literal.mul(w) };
                 V::<S, T>::select(inf_lanes, literal, l)
             } else {
                 l
@@ -565,8 +582,7 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
             if W::IS_ONE {
                 (l, d)
             } else {
-                let w = weight.load_n(s, i, valid);
-                (l.mul(w), d.mul(w))
+                (l, d.mul(w))
             }
         },
     )
