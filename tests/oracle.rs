@@ -525,7 +525,6 @@ proptest! {
 
     /// As above with logits up to `f32::MAX`.
     #[test]
-    #[ignore = "bug: BCE with logits overflows in (pw·y·|x|)·w although the weighted term fits in f32"]
     fn prop_binary_cross_entropy_with_logits_near_overflow(mut case in elem_case(logit(true), bce_logits_target())) {
         let strict = case.apply_fault(false);
         for b in backends() {
@@ -748,7 +747,6 @@ proptest! {
 
     /// As above, zero class weights with smoothing too.
     #[test]
-    #[ignore = "bug: CE smoothing term uses ln(S) (S = 1 + tiny): no relative accuracy on confident rows"]
     fn prop_cross_entropy_zero_weights_with_smoothing(case in ce_case(false, true), off in 0usize..8) {
         for b in backends() {
             check_ce_sparse::<f32>(&case, b, off);
@@ -759,7 +757,6 @@ proptest! {
     /// Dense targets of every kind (probability rows, one-hot rows, raw
     /// values), every option, shifted logits.
     #[test]
-    #[ignore = "bug: dense CE rounds w·t'·z to f32 before subtracting it from lse·Σw·t' (negative/inexact loss)"]
     fn prop_cross_entropy_dense(case in ce_case(false, true), off in 0usize..8) {
         for b in backends() {
             check_ce_dense::<f32>(&case, b, off);
@@ -1256,7 +1253,6 @@ fn cross_entropy_accuracy_does_not_depend_on_a_logit_shift() {
 /// with `w = 0` (a masked element) the term is 0 but `inf · 0` gives NaN,
 /// which poisons the whole reduced loss.
 #[test]
-#[ignore = "bug: BCE with logits overflows in (pw·y·|x|)·w although the weighted term fits in f32"]
 fn bce_with_logits_weighted_terms_do_not_overflow_early() {
     let x = [-3e38, -2e38, 3e38, -3e38];
     let y = [1.0, 1.0, 0.0, 1.0];
@@ -1274,7 +1270,6 @@ fn bce_with_logits_weighted_terms_do_not_overflow_early() {
 /// z_c)`, exactly 0 for a single class and tiny for a confident one-hot row:
 /// it must keep its relative accuracy (and never be negative).
 #[test]
-#[ignore = "bug: dense CE rounds w·t'·z to f32 before subtracting it from lse·Σw·t' (negative/inexact loss)"]
 fn cross_entropy_dense_keeps_relative_accuracy() {
     // (classes, logits, dense targets, class weights)
     type Case = (usize, Vec<f64>, Vec<f64>, Vec<f64>);
@@ -1330,7 +1325,6 @@ fn cross_entropy_dense_keeps_relative_accuracy() {
 /// `W ln S` with `S = 1 + 1.6e-10` rounded gets only to ~3e-7 relative in
 /// `f64` (0 in `f32` when the two classes share a lane, e.g. `Scalar`).
 #[test]
-#[ignore = "bug: CE smoothing term uses ln(S) (S = 1 + tiny): no relative accuracy on confident rows"]
 fn cross_entropy_smoothing_keeps_relative_accuracy() {
     for (logits, weights) in [
         (vec![0.0, 22.53142701905885], vec![0.0, 1.6702712377100082]),
