@@ -675,7 +675,12 @@ impl<T: Float> Config<'_, T> {
                 let ranges = [(0, t), (t + 1, c)];
                 let off = sweep(&ranges, None, Sweep::Lse);
                 let x_t = row.get(t).map_or(f64::NAN, |x| x.to_f64());
-                let z_t = self.cap_value(x_t);
+                // A +inf target logit makes the row's lse NaN, as any +inf
+                // logit does (the off-target sweep alone cannot see it).
+                let z_t = match self.cap_value(x_t) {
+                    f64::INFINITY => f64::NAN,
+                    z => z,
+                };
                 let w_t = self.w.and_then(|w| w.get(t)).map_or(1.0, |w| w.to_f64());
                 let all = off.merge(RowStats {
                     m: z_t,

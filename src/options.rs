@@ -256,7 +256,11 @@ impl Plan {
         } else {
             1e150
         };
-        if self.grad_scale <= limit {
+        if self.grad_scale == 0.0 {
+            // A zero denominator (an empty mean): the gradient is all zeros,
+            // even where a term is NaN; `divide_gradient` writes them.
+            (0.0, Some(0.0))
+        } else if self.grad_scale <= limit {
             (self.grad_scale, None)
         } else {
             (1.0, Some(self.denominator))
@@ -292,10 +296,13 @@ pub(crate) fn check_non_negative(
     }
 }
 
-/// Divides a gradient written with a unit scale by `divisor`, in `f64` (see
+/// Divides a gradient written with a unit scale by `divisor`, in `f64`, or
+/// writes zeros for a divisor of 0 (an empty mean; see
 /// [`Plan::kernel_grad_scale`]).
 pub(crate) fn divide_gradient<T: crate::Float>(grad: &mut [T], divisor: Option<f64>) {
-    if let Some(d) = divisor {
+    if divisor == Some(0.0) {
+        grad.fill(T::ZERO);
+    } else if let Some(d) = divisor {
         for g in grad {
             *g = T::from_f64(g.to_f64() / d);
         }

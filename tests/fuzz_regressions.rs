@@ -325,3 +325,78 @@ fn softcap_outside_the_f32_range_is_an_error() {
         }
     }
 }
+
+/// Finding 8 (session 2, `ce_labels`): a `+inf` logit on the target class
+/// gave loss 0 and a zero gradient (the off-target sweep excludes the
+/// target, so it never saw the `+inf`), where the policy, as for any `+inf`
+/// logit, is a NaN row: NaN loss and NaN gradient.
+#[test]
+fn ce_inf_target_logit_gives_a_nan_row() {
+    for (logits, classes, labels) in [
+        (vec![f32::INFINITY], 1, vec![0_u32]),
+        (vec![0.5, f32::INFINITY, -1.0, 2.0, 0.0, 1.0], 3, vec![1, 0]),
+    ] {
+        let x64: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
+        let l64: Vec<i64> = labels.iter().map(|&v| i64::from(v)).collect();
+        let want = reference::cross_entropy(
+            &x64,
+            classes,
+            &l64,
+            &CrossEntropyOptions {
+                reduction: Reduction::Sum,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(want.per_element[0].is_nan() && want.grad[..classes].iter().all(|g| g.is_nan()));
+        for b in backends() {
+            let ce = CrossEntropy::new().reduction(Reduction::Sum).backend(b);
+            let mut g = vec![0.0_f32; logits.len()];
+            let loss = ce.loss_grad(&logits, classes, &labels, &mut g).unwrap();
+            assert!(loss.is_nan(), "{b:?} C={classes}: loss {loss}");
+            assert!(
+                g[..classes].iter().all(|v| v.is_nan()),
+                "{b:?} C={classes}: row 0 {g:?}"
+            );
+            // The other row is unaffected and matches the oracle.
+            for (j, (&gj, &wj)) in g[classes..].iter().zip(&want.grad[classes..]).enumerate() {
+                assert!(
+                    (f64::from(gj) - wj).abs() < 1e-6,
+                    "{b:?}: grad[{}] {gj} vs {wj}",
+                    classes + j
+                );
+            }
+            let mut rows = vec![0.0_f32; labels.len()];
+            ce.per_row(&logits, classes, &labels, &mut rows).unwrap();
+            assert!(rows[0].is_nan(), "{b:?}: per_row {rows:?}");
+        }
+    }
+}
+
+/// Finding 9 (session 2, `ce_labels`): a `Mean` whose total weight is 0
+/// (every kept row's class has weight 0) has a zero gradient, even where a
+/// row's logits are NaN (the empty-mean policy, as in the oracle); the
+/// kernel multiplied the NaN softmax by the zero scale and wrote NaN.
+#[test]
+fn empty_mean_gradient_is_zero_even_with_nan_logits() {
+    let w = [0.0_f32, 1.0, 1.0];
+    let logits = [f32::NAN, 1.0, 2.0, 0.5, -1.0, 3.0];
+    let labels = [0_u32, 0];
+    let cw: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
+    let opts = CrossEntropyOptions {
+        class_weights: Some(&cw),
+        ..Default::default()
+    };
+    let x64: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
+    let want = reference::cross_entropy(&x64, 3, &[0, 0], &opts).unwrap();
+    assert_eq!(want.grad, vec![0.0; 6], "oracle");
+    for b in backends() {
+        let mut g = [f32::NAN; 6];
+        CrossEntropy::new()
+            .class_weights(&w)
+            .backend(b)
+            .loss_grad(&logits, 3, &labels, &mut g)
+            .unwrap();
+        assert_eq!(g, [0.0; 6], "{b:?}");
+    }
+}
