@@ -620,9 +620,14 @@ impl<T: Float> Config<'_, T> {
         }
     }
 
-    fn cap_factor(&self, z: f64) -> f64 {
+    /// `dz/dx = 1 - tanh²(x / s) = 1 / cosh²(x / s)`, from `x`: the form
+    /// `1 - (z / s)²` cancels when the cap saturates.
+    fn cap_factor(&self, x: f64) -> f64 {
         match self.cap_f64 {
-            Some(s) => 1.0 - (z / s) * (z / s),
+            Some(s) => {
+                let c = (x / s).cosh();
+                1.0 / (c * c)
+            }
             None => 1.0,
         }
     }
@@ -704,11 +709,14 @@ impl<T: Float> Config<'_, T> {
                     loss += lambda * lse * lse;
                     k += 2.0 * lambda * lse;
                 }
-                // p_t - 1 = -σ(u): the target's gradient without cancellation.
+                // p_t - 1 = -σ(u) and p_t = σ(-u): the target's gradient
+                // without cancellation (1 - σ(u) loses p_t's digits when the
+                // target is unlikely).
                 let sig = sigmoid(u);
+                let p_t = sigmoid(-u);
                 let grad_t = g
-                    * (-(1.0 - eps) * w_t * sig + k * (1.0 - sig) - eps * w_t / c as f64)
-                    * self.cap_factor(z_t);
+                    * (-(1.0 - eps) * w_t * sig + k * p_t - eps * w_t / c as f64)
+                    * self.cap_factor(x_t);
                 RowPlan {
                     loss,
                     m: all.m,

@@ -346,7 +346,7 @@ fn ce_options(classes: usize, opts: &CrossEntropyOptions) -> Result<Vec<f64>, Lo
 
 /// One row of logits after the softcap.
 struct Row {
-    /// `dz_c / dx_c`: 1, or `1 - tanh²(x_c / s)` with a softcap.
+    /// `dz_c / dx_c`: 1, or `1 - tanh²(x_c / s) = 1 / cosh²(x_c / s)` with a softcap.
     dz: Vec<f64>,
     /// `ln Σ_c e^{z_c}`.
     lse: f64,
@@ -360,7 +360,8 @@ struct Row {
 fn row(x: &[f64], softcap: Option<f64>) -> Row {
     let cap = |v: f64| match softcap {
         None => (v, 1.0),
-        Some(s) => ((v / s).tanh() * s, 1.0 - (v / s).tanh().powi(2)),
+        // dz/dx = 1 - tanh² = 1 / cosh², in the form that does not cancel.
+        Some(s) => ((v / s).tanh() * s, (v / s).cosh().powi(2).recip()),
     };
     let (z, dz): (Vec<f64>, Vec<f64>) = x.iter().map(|&v| cap(v)).unzip();
     let (mut k, mut m) = (0, f64::NEG_INFINITY);

@@ -400,3 +400,46 @@ fn empty_mean_gradient_is_zero_even_with_nan_logits() {
         assert_eq!(g, [0.0; 6], "{b:?}");
     }
 }
+
+/// Finding 10 (session 2, `ce_labels`, `f64`): the target class's gradient
+/// lost its relative accuracy when the target is unlikely: its z-loss /
+/// smoothing part `k p_t` was formed as `k (1 - σ(u))` (a 1e-7 relative
+/// error for `p_t ≈ 1e-9`), and the softcap's factor as `1 - (z / s)²`
+/// (cancelling when the cap saturates). Now `σ(-u)` and `1 / cosh²(x / s)`.
+#[test]
+fn ce_target_gradient_keeps_relative_accuracy() {
+    let w = [1.0_f64, 1.0, 0.0];
+    let cw = w.to_vec();
+    for (logits, softcap) in [
+        ([0.0_f64, 20.0, -1.0], None),
+        ([0.0, 20.0, -30.0], Some(5.0)),
+    ] {
+        let opts = CrossEntropyOptions {
+            class_weights: Some(&cw),
+            z_loss: 1.0,
+            softcap,
+            reduction: Reduction::Sum,
+            ..Default::default()
+        };
+        let want = reference::cross_entropy(&logits, 3, &[2], &opts).unwrap();
+        for b in backends() {
+            let mut ce = CrossEntropy::new()
+                .class_weights(&w)
+                .z_loss(1.0)
+                .reduction(Reduction::Sum)
+                .backend(b);
+            if let Some(s) = softcap {
+                ce = ce.softcap(s);
+            }
+            let mut g = [0.0_f64; 3];
+            ce.loss_grad(&logits, 3, &[2_u32], &mut g).unwrap();
+            let rel = (g[2] - want.grad[2]).abs() / want.grad[2].abs();
+            assert!(
+                rel < 1e-13,
+                "{b:?} softcap {softcap:?}: grad[2] {:e} vs {:e} (rel {rel:e})",
+                g[2],
+                want.grad[2]
+            );
+        }
+    }
+}
