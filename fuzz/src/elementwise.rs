@@ -435,3 +435,43 @@ fn drive<T: Elem, L: Calls<T>>(c: &Case<T>, l: &L) {
 
     snap.check(&inputs, &case);
 }
+
+#[cfg(test)]
+mod dump {
+    /// Prints element `FUZZ_INDEX` of the decoded case of an input file
+    /// (`FUZZ_INPUT`; `FUZZ_FAMILY` = `mse`, `bce` or `bce_logits`), exactly
+    /// (`{:e}`): `cargo test --release -- --ignored --nocapture dump_elem_case`.
+    #[test]
+    #[ignore]
+    fn dump_elem_case() {
+        let Ok(path) = std::env::var("FUZZ_INPUT") else {
+            return;
+        };
+        let data = std::fs::read(path).expect("FUZZ_INPUT");
+        let i: usize = std::env::var("FUZZ_INDEX").map_or(0, |v| v.parse().expect("FUZZ_INDEX"));
+        let family = match std::env::var("FUZZ_FAMILY").as_deref() {
+            Ok("mse") => super::Family::SquaredError,
+            Ok("bce") => super::Family::Bce,
+            _ => super::Family::BceLogits,
+        };
+        fn show<T: crate::elem::Elem>(c: &super::Case<T>, i: usize) {
+            let at = |v: &Option<Vec<T>>| v.as_ref().map(|v| v[i % v.len()].to_f64());
+            println!(
+                "n={} reduction={:?} backend={:?}\n x[{i}]={:e} y={:e} w={:?} pw={:?}",
+                c.input.len(),
+                c.reduction,
+                c.backend,
+                c.input[i].to_f64(),
+                c.target[i].to_f64(),
+                at(&c.weight),
+                at(&c.pos_weight)
+            );
+        }
+        let mut b = crate::bytes::Bytes::new(&data);
+        if b.bool() {
+            show(&super::Case::<f32>::decode(family, &mut b), i);
+        } else {
+            show(&super::Case::<f64>::decode(family, &mut b), i);
+        }
+    }
+}
