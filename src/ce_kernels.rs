@@ -34,7 +34,10 @@
 //!
 //! Pass 2 (only when a gradient or a per-class output is asked for) reads
 //! the row once more and writes `α·softmax(z)_c - β_c` (times the softcap
-//! derivative `1 - (z_c/s)²`). No `N × C` temporary exists at any time.
+//! derivative `1 - (z_c/s)²`); the target class's value (computed in `f64`
+//! from the row plan) is blended in before the store, so a row is written
+//! exactly once, with streaming stores for outputs larger than the caches.
+//! No `N × C` temporary exists at any time.
 
 use crate::kernels::load_at;
 use crate::math;
@@ -470,6 +473,13 @@ pub(crate) struct Pass2<T> {
     pub alpha: T,
     pub b1: T,
     pub b0: T,
+    /// A class whose value is `target_value` instead (the target of a
+    /// labelled row; an index past the segment for none).
+    pub target: usize,
+    pub target_value: T,
+    /// Whether full vectors go out with streaming stores (outputs larger
+    /// than the caches); the caller fences once after its last row.
+    pub stream: bool,
 }
 
 /// Pass 2 over one contiguous segment of a row.
@@ -492,41 +502,69 @@ pub(crate) fn pass2_segment<S: Simd, T: Float, const WRITE: u8>(
     let b1 = V::<S, T>::splat(s, c.b1);
     let b0 = V::<S, T>::splat(s, c.b0);
     let one = V::<S, T>::splat(s, T::ONE);
-    let zero = V::<S, T>::splat(s, T::ZERO);
-    let mut i = 0;
-    while i < n {
-        let raw: V<S, T> = load_at(s, x, i, T::ZERO);
-        let z = capped(s, raw, cap);
-        let shifted = z.sub(vm).sub(vln);
-        let v = if WRITE == Write::LogSoftmax as u8 {
-            shifted
-        } else {
-            let p = math::exp(s, shifted);
-            if WRITE == Write::Softmax as u8 {
-                p
+    // The values of the vector at `i` (lanes past `n` are never stored).
+    macro_rules! values {
+        ($i:expr) => {{
+            let i: usize = $i;
+            let raw: V<S, T> = load_at(s, x, i, T::ZERO);
+            let z = capped(s, raw, cap);
+            let shifted = z.sub(vm).sub(vln);
+            let v = if WRITE == Write::LogSoftmax as u8 {
+                shifted
             } else {
-                let wv: V<S, T> = match w {
-                    Some(w) => load_at(s, w, i, T::ZERO),
-                    None => one,
-                };
-                let target_term = match t {
-                    Some(t) => {
-                        let tv: V<S, T> = load_at(s, t, i, T::ZERO);
-                        b1.mul_add(tv, b0)
-                    }
-                    None => b0,
-                };
-                let g = alpha.mul(p).sub(wv.mul(target_term));
-                match cap {
-                    None => g,
-                    Some(cp) => {
-                        let r = z.mul(V::<S, T>::splat(s, cp.inv));
-                        g.mul(one.sub(r.mul(r)))
+                let p = math::exp(s, shifted);
+                if WRITE == Write::Softmax as u8 {
+                    p
+                } else {
+                    let wv: V<S, T> = match w {
+                        Some(w) => load_at(s, w, i, T::ZERO),
+                        None => one,
+                    };
+                    let target_term = match t {
+                        Some(t) => {
+                            let tv: V<S, T> = load_at(s, t, i, T::ZERO);
+                            b1.mul_add(tv, b0)
+                        }
+                        None => b0,
+                    };
+                    let g = alpha.mul(p).sub(wv.mul(target_term));
+                    match cap {
+                        None => g,
+                        Some(cp) => {
+                            let r = z.mul(V::<S, T>::splat(s, cp.inv));
+                            g.mul(one.sub(r.mul(r)))
+                        }
                     }
                 }
+            };
+            let k = c.target.wrapping_sub(i);
+            if k < lanes {
+                let mut buf = [T::ZERO; 64];
+                v.store(&mut buf[..lanes]);
+                buf[k] = c.target_value;
+                V::<S, T>::load(s, &buf[..lanes])
+            } else {
+                v
             }
-        };
-        let _ = zero;
+        }};
+    }
+    let mut i = 0;
+    if c.stream {
+        // Plain stores up to the first vector-aligned element, then
+        // streaming stores of whole vectors.
+        let align = lanes * core::mem::size_of::<T>();
+        let head = out.as_ptr().align_offset(align).min(n);
+        if head > 0 {
+            values!(0).store_partial(&mut out[..head]);
+            i = head;
+        }
+        while i + lanes <= n {
+            values!(i).store_stream(&mut out[i..]);
+            i += lanes;
+        }
+    }
+    while i < n {
+        let v = values!(i);
         if i + lanes <= n {
             v.store(&mut out[i..]);
         } else {
@@ -584,6 +622,9 @@ impl<T: Float> Kernel for Pass2Kernel<'_, T> {
             Write::Softmax => pass2_segment::<S, T, { Write::Softmax as u8 }>(
                 s, self.x, self.w, self.t, self.cap, self.coef, self.out,
             ),
+        }
+        if self.coef.stream {
+            T::Vec::<S>::stream_fence(s);
         }
     }
 }

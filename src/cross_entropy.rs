@@ -21,7 +21,7 @@ use crate::ce_kernels::{
 use crate::error::check_len;
 use crate::options::{check_non_negative, divide_gradient, Common};
 use crate::parallel::{self, Job};
-use crate::simd::{self, Kernel, Simd};
+use crate::simd::{self, Kernel, Simd, Vector};
 use crate::{Backend, EmptyMean, Float, Label, LossError, Partial, Reduction};
 
 /// Elements per leaf of the row-parallel tree (a leaf holds
@@ -101,6 +101,8 @@ struct Config<'a, T> {
     cap: Option<Cap<T>>,
     cap_f64: Option<f64>,
     grad_scale: f64,
+    /// Whether per-class outputs are written with streaming stores.
+    stream: bool,
 }
 
 /// The targets of a block of rows.
@@ -267,6 +269,7 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
                 }),
                 cap_f64: self.softcap,
                 grad_scale: 0.0,
+                stream: false,
             },
         ))
     }
@@ -495,6 +498,15 @@ fn check_out<T>(out: &RowsOut<'_, T>, rows: usize, len: usize) -> Result<(), Los
     }
 }
 
+/// Per-class outputs (gradients, softmax) at least this large are written
+/// with streaming stores, which skip the read for ownership of a plain store
+/// and leave the caches to the inputs. Set above the L3 of the machine this
+/// was measured on (32 MiB): at 16 MiB (4096 x 1000 `f32`, which fits in L3
+/// together with its logits) streaming measured slower than plain stores
+/// (best of 25: 3.4 ms vs 2.9 ms), because a plain-stored gradient stays in
+/// L3 between calls.
+const STREAM_MIN_BYTES: usize = 64 << 20;
+
 /// Runs every row of a validated call through the deterministic tree.
 fn run_rows<T: Float, L: Label>(
     cfg: &Config<'_, T>,
@@ -505,6 +517,14 @@ fn run_rows<T: Float, L: Label>(
     let leaf_rows = (ROW_LEAF / cfg.classes).max(1);
     let rows = logits.len() / cfg.classes;
     let parallel_rows = (PARALLEL_MIN / cfg.classes).max(2);
+    let per_class = match &out {
+        RowsOut::Grad(g) | RowsOut::PerClass(g, _) => g.len(),
+        RowsOut::None | RowsOut::PerRow(_) => 0,
+    };
+    let cfg = &Config {
+        stream: per_class * core::mem::size_of::<T>() >= STREAM_MIN_BYTES,
+        ..*cfg
+    };
     let job = RowsJob {
         cfg,
         logits,
@@ -641,13 +661,15 @@ impl<T: Float> Config<'_, T> {
         }
     }
 
-    /// Pass 1 of a row, given a runner of sweeps over class ranges.
+    /// Pass 1 of a row, given a runner of sweeps over class ranges; `grad`:
+    /// whether pass 2 runs (else only `loss` of the plan is used).
     /// (Inlined into the SIMD kernel, so the runner is compiled there too.)
     #[inline(always)]
     fn plan_row(
         &self,
         row: &[T],
         target: RowTarget<'_, T>,
+        grad: bool,
         mut sweep: impl FnMut(&[(usize, usize)], Option<Dense<'_, T>>, Sweep<T>) -> RowStats,
     ) -> RowPlan {
         let c = self.classes;
@@ -655,15 +677,7 @@ impl<T: Float> Config<'_, T> {
         let eps = self.eps;
         let lambda = self.z_loss;
         match target {
-            RowTarget::Ignored => RowPlan {
-                loss: 0.0,
-                m: 0.0,
-                ln_s: 0.0,
-                alpha: 0.0,
-                b1: 0.0,
-                b0: 0.0,
-                target_grad: None,
-            },
+            RowTarget::Ignored => RowPlan::IGNORED,
             RowTarget::None => {
                 let st = sweep(&[(0, c)], None, Sweep::Lse);
                 RowPlan {
@@ -687,6 +701,40 @@ impl<T: Float> Config<'_, T> {
                     z => z,
                 };
                 let w_t = self.w.and_then(|w| w.get(t)).map_or(1.0, |w| w.to_f64());
+                let gap = off.m - z_t;
+                if eps == 0.0 && gap.is_finite() && gap < 700.0 && off.s.is_finite() {
+                    // The common row: finite, no smoothing. With
+                    // v = e^u = S_off e^{M_off - z_t} (no overflow), lse - z_t =
+                    // ln_1p(v), σ(u) = 1 / (1 + 1/v): two libm calls a row.
+                    let v = off.s * gap.exp();
+                    let nll = v.ln_1p();
+                    let lse = z_t + nll;
+                    let mut loss = w_t * nll;
+                    let mut k = 0.0;
+                    if lambda > 0.0 {
+                        loss += lambda * lse * lse;
+                        k += 2.0 * lambda * lse;
+                    }
+                    if !grad {
+                        return RowPlan {
+                            loss,
+                            ..RowPlan::IGNORED
+                        };
+                    }
+                    let sig = 1.0 / (1.0 + 1.0 / v);
+                    let grad_t = g * (-w_t * sig + k * (1.0 - sig)) * self.cap_factor(z_t);
+                    let m = off.m.max(z_t);
+                    return RowPlan {
+                        loss,
+                        m,
+                        // lse - m, exact up to one rounding of the sum.
+                        ln_s: (z_t - m) + nll,
+                        alpha: g * (w_t + k),
+                        b1: 0.0,
+                        b0: 0.0,
+                        target_grad: Some((t, grad_t)),
+                    };
+                }
                 let all = off.merge(RowStats {
                     m: z_t,
                     s: 1.0,
@@ -796,13 +844,28 @@ fn off_target_nll<T: Float>(
 }
 
 impl RowPlan {
-    fn coefficients<T: Float>(&self) -> Pass2<T> {
+    /// The plan of an ignored row: no loss, zero gradient.
+    const IGNORED: RowPlan = RowPlan {
+        loss: 0.0,
+        m: 0.0,
+        ln_s: 0.0,
+        alpha: 0.0,
+        b1: 0.0,
+        b0: 0.0,
+        target_grad: None,
+    };
+
+    fn coefficients<T: Float>(&self, stream: bool) -> Pass2<T> {
+        let (target, value) = self.target_grad.unwrap_or((usize::MAX, 0.0));
         Pass2 {
             m: T::from_f64(self.m),
             ln_s: T::from_f64(self.ln_s),
             alpha: T::from_f64(self.alpha),
             b1: T::from_f64(self.b1),
             b0: T::from_f64(self.b0),
+            target,
+            target_value: T::from_f64(value),
+            stream,
         }
     }
 }
@@ -839,8 +902,11 @@ fn finish_row<T: Float>(
     out: &mut RowsOut<'_, T>,
     r: usize,
     c: usize,
+    stream: bool,
     mut pass2: impl FnMut(Pass2<T>, Option<&[T]>, Write, &mut [T]),
 ) {
+    // The target class's gradient is written by pass 2 itself (so that a
+    // streamed row is never touched again by a plain store).
     match out {
         RowsOut::None => {}
         RowsOut::PerRow(o) => o[r] = T::from_f64(plan.loss),
@@ -848,18 +914,18 @@ fn finish_row<T: Float>(
             let gr = &mut g[r * c..(r + 1) * c];
             match target {
                 RowTarget::Ignored => gr.fill(T::ZERO),
-                RowTarget::Dense(t) => pass2(plan.coefficients(), Some(t), Write::Grad, gr),
-                _ => pass2(plan.coefficients(), None, Write::Grad, gr),
-            }
-            if let Some((t, v)) = plan.target_grad {
-                if let Some(slot) = gr.get_mut(t) {
-                    *slot = T::from_f64(v);
-                }
+                RowTarget::Dense(t) => pass2(plan.coefficients(stream), Some(t), Write::Grad, gr),
+                _ => pass2(plan.coefficients(stream), None, Write::Grad, gr),
             }
         }
         RowsOut::PerClass(o, write) => {
             let w = *write;
-            pass2(plan.coefficients(), None, w, &mut o[r * c..(r + 1) * c]);
+            pass2(
+                plan.coefficients(stream),
+                None,
+                w,
+                &mut o[r * c..(r + 1) * c],
+            );
         }
     }
 }
@@ -880,12 +946,14 @@ fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) ->
     let w = cfg.w;
     let cap = cfg.cap;
     let mut out = job.out;
+    let grad = !matches!(out, RowsOut::None | RowsOut::PerRow(_));
     let mut sum = 0.0;
     for (r, row) in job.logits.chunks_exact(c).enumerate() {
         let target = row_target(cfg, &job.targets, r);
         let plan = cfg.plan_row(
             row,
             target,
+            grad,
             #[inline(always)]
             |ranges, t, kind| {
                 let seg = |(lo, hi): (usize, usize)| Segment {
@@ -907,6 +975,7 @@ fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) ->
             &mut out,
             r,
             c,
+            cfg.stream,
             #[inline(always)]
             |coef, t, write, dst| match write {
                 Write::Grad => {
@@ -921,6 +990,9 @@ fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) ->
             },
         );
     }
+    if cfg.stream {
+        T::Vec::<S>::stream_fence(s);
+    }
     sum
 }
 
@@ -931,10 +1003,11 @@ fn huge_rows<T: Float, L: Label>(job: RowsJob<'_, '_, T, L>) -> f64 {
     let cfg = job.cfg;
     let c = cfg.classes;
     let mut out = job.out;
+    let grad = !matches!(out, RowsOut::None | RowsOut::PerRow(_));
     let mut sum = 0.0;
     for (r, row) in job.logits.chunks_exact(c).enumerate() {
         let target = row_target(cfg, &job.targets, r);
-        let plan = cfg.plan_row(row, target, |ranges, t, kind| {
+        let plan = cfg.plan_row(row, target, grad, |ranges, t, kind| {
             ranges.iter().fold(RowStats::EMPTY, |acc, &(lo, hi)| {
                 let col = ColumnPass1 {
                     backend: cfg.backend,
@@ -954,19 +1027,27 @@ fn huge_rows<T: Float, L: Label>(job: RowsJob<'_, '_, T, L>) -> f64 {
             })
         });
         sum += plan.loss;
-        finish_row(&plan, target, &mut out, r, c, |coef, t, write, dst| {
-            let col = ColumnPass2 {
-                backend: cfg.backend,
-                x: row,
-                w: if write == Write::Grad { cfg.w } else { None },
-                t,
-                cap: if write == Write::Grad { cfg.cap } else { None },
-                coef,
-                write,
-                out: dst,
-            };
-            let _ = parallel::reduce(col, COL_LEAF, 2 * COL_LEAF);
-        });
+        finish_row(
+            &plan,
+            target,
+            &mut out,
+            r,
+            c,
+            cfg.stream,
+            |coef, t, write, dst| {
+                let col = ColumnPass2 {
+                    backend: cfg.backend,
+                    x: row,
+                    w: if write == Write::Grad { cfg.w } else { None },
+                    t,
+                    cap: if write == Write::Grad { cfg.cap } else { None },
+                    coef,
+                    write,
+                    out: dst,
+                };
+                let _ = parallel::reduce(col, COL_LEAF, 2 * COL_LEAF);
+            },
+        );
     }
     sum
 }
@@ -1059,7 +1140,11 @@ impl<T: Float> Job for ColumnPass2<'_, T> {
                 w: w1,
                 t: t1,
                 cap: self.cap,
-                coef: self.coef,
+                coef: Pass2 {
+                    // An index below `mid` wraps past the right half's end.
+                    target: self.coef.target.wrapping_sub(mid),
+                    ..self.coef
+                },
                 write: self.write,
                 out: o1,
             },
@@ -1133,6 +1218,7 @@ impl Softmax {
             cap: None,
             cap_f64: None,
             grad_scale: 0.0,
+            stream: false,
         };
         run_rows::<T, u32>(&cfg, logits, Targets::None, out).map(|_| ())
     }

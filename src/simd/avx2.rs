@@ -150,6 +150,25 @@ impl Vector for F32x8 {
         unsafe { _mm256_maskstore_ps(dst.as_mut_ptr(), first_lanes_32(n), self.0) }
     }
     #[inline(always)]
+    fn store_stream(self, dst: &mut [f32]) {
+        assert!(dst.len() >= 8);
+        let p = dst.as_mut_ptr();
+        if (p as usize).is_multiple_of(32) {
+            // SAFETY: the token proves AVX; `dst` has at least 8 writable
+            // elements and `p` is 32-byte aligned, as the streaming store requires.
+            unsafe { _mm256_stream_ps(p, self.0) }
+        } else {
+            // SAFETY: the token proves AVX; `dst` has at least 8 writable elements.
+            unsafe { _mm256_storeu_ps(p, self.0) }
+        }
+    }
+    #[inline(always)]
+    fn stream_fence(_: Avx2Fma) {
+        // SAFETY: `sfence` is SSE, part of the x86-64 baseline; it only
+        // orders stores.
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     fn add(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_add_ps(self.0, o.0) })
@@ -406,6 +425,25 @@ impl Vector for F64x4 {
         // SAFETY: the token proves AVX2; `vmaskmovpd` writes only the first
         // `n <= dst.len()` lanes.
         unsafe { _mm256_maskstore_pd(dst.as_mut_ptr(), first_lanes_64(n), self.0) }
+    }
+    #[inline(always)]
+    fn store_stream(self, dst: &mut [f64]) {
+        assert!(dst.len() >= 4);
+        let p = dst.as_mut_ptr();
+        if (p as usize).is_multiple_of(32) {
+            // SAFETY: the token proves AVX; `dst` has at least 4 writable
+            // elements and `p` is 32-byte aligned, as the streaming store requires.
+            unsafe { _mm256_stream_pd(p, self.0) }
+        } else {
+            // SAFETY: the token proves AVX; `dst` has at least 4 writable elements.
+            unsafe { _mm256_storeu_pd(p, self.0) }
+        }
+    }
+    #[inline(always)]
+    fn stream_fence(_: Avx2Fma) {
+        // SAFETY: `sfence` is SSE, part of the x86-64 baseline; it only
+        // orders stores.
+        unsafe { _mm_sfence() }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {

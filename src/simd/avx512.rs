@@ -158,6 +158,25 @@ impl Vector for F32x16 {
         unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), k, self.0) }
     }
     #[inline(always)]
+    fn store_stream(self, dst: &mut [f32]) {
+        assert!(dst.len() >= 16);
+        let p = dst.as_mut_ptr();
+        if (p as usize).is_multiple_of(64) {
+            // SAFETY: the token proves AVX-512F; `dst` has at least 16 writable
+            // elements and `p` is 64-byte aligned, as the streaming store requires.
+            unsafe { _mm512_stream_ps(p, self.0) }
+        } else {
+            // SAFETY: the token proves AVX-512F; `dst` has at least 16 writable elements.
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+    }
+    #[inline(always)]
+    fn stream_fence(_: Avx512) {
+        // SAFETY: `sfence` is SSE, part of the x86-64 baseline; it only
+        // orders stores.
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     fn add(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_add_ps(self.0, o.0) })
@@ -375,6 +394,25 @@ impl Vector for F64x8 {
         // SAFETY: the token proves AVX-512F; the masked store writes only the
         // first `min(dst.len(), 8)` lanes.
         unsafe { _mm512_mask_storeu_pd(dst.as_mut_ptr(), k, self.0) }
+    }
+    #[inline(always)]
+    fn store_stream(self, dst: &mut [f64]) {
+        assert!(dst.len() >= 8);
+        let p = dst.as_mut_ptr();
+        if (p as usize).is_multiple_of(64) {
+            // SAFETY: the token proves AVX-512F; `dst` has at least 8 writable
+            // elements and `p` is 64-byte aligned, as the streaming store requires.
+            unsafe { _mm512_stream_pd(p, self.0) }
+        } else {
+            // SAFETY: the token proves AVX-512F; `dst` has at least 8 writable elements.
+            unsafe { _mm512_storeu_pd(p, self.0) }
+        }
+    }
+    #[inline(always)]
+    fn stream_fence(_: Avx512) {
+        // SAFETY: `sfence` is SSE, part of the x86-64 baseline; it only
+        // orders stores.
+        unsafe { _mm_sfence() }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {

@@ -80,6 +80,16 @@ pub trait Vector: Copy {
     fn store(self, dst: &mut [Self::Elem]);
     /// Stores the low `min(dst.len(), LANES)` lanes.
     fn store_partial(self, dst: &mut [Self::Elem]);
+    /// Stores into `dst[..LANES]` (`dst.len() >= LANES`, checked) with a
+    /// streaming (non-temporal) store that bypasses the caches, when the
+    /// backend has one and `dst` is aligned to the vector's size; otherwise
+    /// a plain store. For outputs larger than the caches: no read for
+    /// ownership, no eviction of the inputs. Call [`Vector::stream_fence`]
+    /// after the last one.
+    fn store_stream(self, dst: &mut [Self::Elem]);
+    /// Orders the streaming stores made so far before every later store
+    /// (`sfence`); nothing on backends without streaming stores.
+    fn stream_fence(s: Self::Simd);
 
     /// `self + o`
     fn add(self, o: Self) -> Self;

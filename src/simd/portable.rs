@@ -209,6 +209,13 @@ impl Vector for P32 {
     common!(f32, f32x8, 8);
 
     #[inline(always)]
+    fn store_stream(self, dst: &mut [f32]) {
+        self.store(dst);
+    }
+    #[inline(always)]
+    fn stream_fence(_: Portable) {}
+
+    #[inline(always)]
     fn ldexp(self, n: Self) -> Self {
         // n = n1 + n2 with both halves in [-126, 127]: the first product is
         // exact, the second rounds once.
@@ -276,6 +283,13 @@ impl Vector for P64 {
     const LANES: usize = 4;
 
     common!(f64, f64x4, 4);
+
+    #[inline(always)]
+    fn store_stream(self, dst: &mut [f64]) {
+        self.store(dst);
+    }
+    #[inline(always)]
+    fn stream_fence(_: Portable) {}
 
     #[inline(always)]
     fn ldexp(self, n: Self) -> Self {

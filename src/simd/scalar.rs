@@ -210,6 +210,12 @@ macro_rules! scalar_vector {
                 acc * v.0 as f64
             }
             #[inline(always)]
+            fn store_stream(self, dst: &mut [$t]) {
+                self.store(dst);
+            }
+            #[inline(always)]
+            fn stream_fence(_: Scalar) {}
+            #[inline(always)]
             fn acc_sum(acc: f64) -> f64 {
                 acc
             }
