@@ -721,8 +721,11 @@ impl<T: Float> Config<'_, T> {
                             ..RowPlan::IGNORED
                         };
                     }
+                    // σ(u) = 1 / (1 + 1/v) and p_t = σ(-u) = 1 / (1 + v):
+                    // 1 - σ(u) would lose p_t's digits for an unlikely target.
                     let sig = 1.0 / (1.0 + 1.0 / v);
-                    let grad_t = g * (-w_t * sig + k * (1.0 - sig)) * self.cap_factor(z_t);
+                    let p_t = 1.0 / (1.0 + v);
+                    let grad_t = g * (-w_t * sig + k * p_t) * self.cap_factor(x_t);
                     let m = off.m.max(z_t);
                     return RowPlan {
                         loss,
@@ -789,7 +792,13 @@ impl<T: Float> Config<'_, T> {
                     ln_s = ln_sum(sweep(&ranges, None, Sweep::Excess(T::from_f64(st.m))));
                 }
                 let lse = st.m + ln_s;
-                let mut loss = rebase(side.d, side.a, (st.m - origin) + ln_s);
+                // A NaN or +inf logit makes the row NaN, even where every
+                // w t' is 0 (then a = d = 0).
+                let mut loss = if lse.is_nan() {
+                    f64::NAN
+                } else {
+                    rebase(side.d, side.a, (st.m - origin) + ln_s)
+                };
                 let mut k = side.a;
                 if lambda > 0.0 {
                     loss += lambda * lse * lse;

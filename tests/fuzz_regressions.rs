@@ -443,3 +443,36 @@ fn ce_target_gradient_keeps_relative_accuracy() {
         }
     }
 }
+
+/// Finding 11 (session 2, `ce_dense`): a dense row with a NaN logit and
+/// all-zero targets had loss 0 (every term `w t' = 0` counts 0, so the
+/// NaN never reached the sum); the policy, as for labels, is a NaN row.
+#[test]
+fn dense_row_with_nan_logit_and_zero_targets_is_nan() {
+    let logits = [0.5_f64, f64::NAN, 1.0, 0.0, 1.0, 2.0];
+    let targets = [0.0_f64, 0.0, 0.0, 0.2, 0.3, 0.5];
+    let want =
+        reference::cross_entropy_dense(&logits, 3, &targets, &CrossEntropyOptions::default())
+            .unwrap();
+    assert!(want.per_element[0].is_nan());
+    for b in backends() {
+        let ce = CrossEntropy::new().backend(b);
+        let mut rows = [0.0_f64; 2];
+        ce.per_row_dense(&logits, 3, &targets, &mut rows).unwrap();
+        assert!(rows[0].is_nan(), "{b:?}: {rows:?}");
+        assert!(
+            (rows[1] - want.per_element[1]).abs() < 1e-12,
+            "{b:?}: {rows:?}"
+        );
+        let l32: Vec<f32> = logits.iter().map(|&v| v as f32).collect();
+        let t32: Vec<f32> = targets.iter().map(|&v| v as f32).collect();
+        assert!(
+            ce_f32(b).loss_dense(&l32, 3, &t32).unwrap().is_nan(),
+            "{b:?} f32"
+        );
+    }
+}
+
+fn ce_f32(b: loss_kernels::Backend) -> CrossEntropy<'static, f32> {
+    CrossEntropy::new().backend(b)
+}
