@@ -36,12 +36,14 @@
 //!
 //! Optimization: weights and `pos_weight` that are the constant 1 get their
 //! own instantiation ([`Factor`], [`Unit`]), so the common call does no
-//! weight arithmetic. That instantiation of BCE with logits is a fast form
+//! weight arithmetic. That instantiation of both BCE kernels is a fast form
 //! with a careful fallback: the fast form adds the four `f32` term vectors
 //! of a step in `f32` before widening ([`drive_lanes_presummed`]) and
 //! leaves out what only matters for non-finite results (the literal form
-//! of infinite logits); when its sum is not finite
-//! (an infinite or NaN input, an `f32` partial sum
+//! of infinite logits; the per-vector `[0, 1]` mask of BCE on
+//! probabilities, replaced by one running sum, and the general logarithms,
+//! replaced by ones specialized to `[0, 1]`); when its sum is not finite
+//! (an infinite or NaN input, a value out of range, an `f32` partial sum
 //! that overflowed) the careful form runs again over the same slice and
 //! decides. Both are deterministic, so the results stay bitwise identical
 //! for any thread count. The transcendental kernels prefetch their input
@@ -435,6 +437,61 @@ impl<T: Float> Kernel for BinaryCrossEntropyKernel<'_, T> {
 
 #[inline(always)]
 fn bce_probs<S: Simd, T: Float, W: Factor<T>>(
+    s: S,
+    prob: &[T],
+    target: &[T],
+    weight: W,
+    out: Out<'_, T>,
+) -> f64 {
+    type V<S, T> = <T as Float>::Vec<S>;
+    let n = prob.len().min(target.len());
+    let (prob, target) = (&prob[..n], &target[..n]);
+    let zero = V::<S, T>::splat(s, T::ZERO);
+    let one = V::<S, T>::splat(s, T::ONE);
+    // PyTorch uses the f32 constant 1e-12 for both element types.
+    let eps = V::<S, T>::splat(s, T::from_f64(1e-12_f32 as f64));
+    if W::IS_ONE {
+        // Fast form: logarithms specialized to [0, 1] (no special-value
+        // selects, no division), f32 terms presummed, and the range check
+        // as one running sum per kernel instead of a mask per vector:
+        // 0 <= p <= 1 exactly when p (1 - p) >= 0 (also for -0, tiny and
+        // huge p; false for NaN), so `min(0, p (1 - p)) + min(0, y (1 - y))`
+        // is 0 for every valid lane and negative or NaN for an invalid one
+        // (`zero.min(v)` keeps a NaN `v`). A bad lane makes the result NaN;
+        // as for any non-finite fast sum, the careful form below then runs.
+        let bad = core::cell::Cell::new(zero);
+        let mut out = out;
+        let fast = drive_lanes_presummed::<S, V<S, T>, _>(
+            s,
+            n,
+            out.reborrow(),
+            #[inline(always)]
+            |i, valid| {
+                let p: V<S, T> = load_n(s, prob, i, valid, T::ZERO);
+                let y: V<S, T> = load_n(s, target, i, valid, T::ZERO);
+                let log_p = math::ln_unit_clamped(s, p);
+                let log_q = math::ln_one_minus_unit_clamped(s, p);
+                let one_minus_y = one.sub(y);
+                let l = y.mul_add(log_p, one_minus_y.mul(log_q)).neg();
+                let pq = one.sub(p).mul(p);
+                let yq = one_minus_y.mul(y);
+                bad.set(bad.get().add(zero.min(pq).add(zero.min(yq))));
+                let d = p.sub(y).div(pq.max(eps));
+                (l, d)
+            },
+        );
+        // The lanes of `bad` are <= 0 or NaN: any bad lane shows in the sum.
+        if fast.is_finite() && bad.get().reduce_sum() >= 0.0 {
+            return fast;
+        }
+        return bce_probs_careful(s, prob, target, weight, out);
+    }
+    bce_probs_careful(s, prob, target, weight, out)
+}
+
+/// [`bce_probs`] with the general logarithms and a range check per vector.
+#[inline(always)]
+fn bce_probs_careful<S: Simd, T: Float, W: Factor<T>>(
     s: S,
     prob: &[T],
     target: &[T],
