@@ -21,7 +21,8 @@
 //!
 //! Issue 3's targets, f32, 1 thread: `mse fwd 2^24 >= 0.8 x read2`,
 //! `bce_logits fwd 2^24 >= 0.8 x read2`, `bce_logits fwd_grad 2^16 >= 30 x
-//! naive`; and the default build >= 0.95 x the native build in cache.
+//! naive`; and the default build >= 0.95 x the native build in cache. The
+//! `bce_probs fwd 2^24` group shows BCE on probabilities beside both limits.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -29,7 +30,7 @@ mod support;
 use std::hint::black_box;
 use std::time::Instant;
 
-use loss_kernels::{Backend, BinaryCrossEntropyWithLogits, SquaredError};
+use loss_kernels::{Backend, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, SquaredError};
 use support::{data, naive, reference, Elementwise};
 
 /// A kernel under test: `(name, f(a, b, grad) -> sum)`.
@@ -133,6 +134,12 @@ fn bce_logits(backend: Backend, with_grad: bool) -> Candidate<'static> {
     }
 }
 
+fn bce_probs(backend: Backend) -> Candidate<'static> {
+    let name = format!("loss_kernels {backend:?}");
+    let bce = BinaryCrossEntropy::<f32>::new().backend(backend);
+    (name, Box::new(move |a, b, _| bce.loss(a, b).unwrap()))
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     let rounds = if quick { 15 } else { 60 };
@@ -166,6 +173,17 @@ fn main() {
         )];
         cands.push(bce_logits(Backend::Auto, false));
         group("bce_logits fwd 2^24", n, &x, &y, &mut [], &cands, rounds);
+
+        // BCE on probabilities, loss, 2^24: two logarithms per element.
+        let (p, t) = data::probs_binary(n);
+        let cands = vec![
+            from_support("read2 (two-array read limit)", reference::read2, 0.0),
+            bce_probs(Backend::Auto),
+            from_support("exp2 (2 poly exp / elem limit)", reference::exp2, 0.0),
+            from_support("naive", naive::bce_probs_fwd, 0.0),
+        ];
+        group("bce_probs fwd 2^24", n, &p, &t, &mut [], &cands, rounds);
+        drop((p, t));
 
         // In cache, compute-bound: every backend against the naive loop.
         let n = 1 << 16;

@@ -36,7 +36,17 @@
 //!
 //! Optimization: weights and `pos_weight` that are the constant 1 get their
 //! own instantiation ([`Factor`], [`Unit`]), so the common call does no
-//! weight arithmetic; the transcendental kernels prefetch their input
+//! weight arithmetic. That instantiation of both BCE kernels is a fast form
+//! with a careful fallback: the fast form adds the four `f32` term vectors
+//! of a step in `f32` before widening ([`drive_lanes_presummed`]) and
+//! leaves out what only matters for non-finite results (the literal form
+//! of infinite logits; the per-vector `[0, 1]` mask of BCE on
+//! probabilities, replaced by one running sum, and the general logarithms,
+//! replaced by ones specialized to `[0, 1]`); when its sum is not finite
+//! (an infinite or NaN input, a value out of range, an `f32` partial sum
+//! that overflowed) the careful form runs again over the same slice and
+//! decides. Both are deterministic, so the results stay bitwise identical
+//! for any thread count. The transcendental kernels prefetch their input
 //! streams ahead of the hardware prefetcher; every closure handed to the
 //! driver is `#[inline(always)]` (a closure compiled out of line would lose
 //! the trampoline's target features, and its intrinsics would become calls).
@@ -56,6 +66,15 @@ pub(crate) enum Out<'a, T> {
 }
 
 impl<'a, T: Copy> Out<'a, T> {
+    /// The same output, borrowed for a shorter time (to run a kernel twice).
+    pub(crate) fn reborrow(&mut self) -> Out<'_, T> {
+        match self {
+            Out::None => Out::None,
+            Out::Grad(g, s) => Out::Grad(g, *s),
+            Out::PerElement(o) => Out::PerElement(o),
+        }
+    }
+
     /// Splits the output buffer at `mid`.
     pub(crate) fn split_at(self, mid: usize) -> (Out<'a, T>, Out<'a, T>) {
         match self {
@@ -109,7 +128,24 @@ where
     V: Vector<Simd = S>,
     F: Fn(usize, usize) -> (V, V),
 {
-    drive_sum::<S, V, F, false>(s, n, out, f)
+    drive_sum::<S, V, F, false, false>(s, n, out, f)
+}
+
+/// Like [`drive_lanes`], but for `f32` lanes the four vectors of terms of
+/// one step are first added pairwise in `f32` and only their sum is widened
+/// to `f64` (for `f64` lanes it is [`drive_lanes`]): a quarter of the
+/// conversions, at the price of two `f32` roundings of non-negative partial
+/// sums (below 1 ulp of the result). A partial sum can overflow `f32` where
+/// the `f64` sum would not: callers rerun the careful [`drive_lanes`] when
+/// the result is not finite.
+#[inline(always)]
+pub(crate) fn drive_lanes_presummed<S, V, F>(s: S, n: usize, out: Out<'_, V::Elem>, f: F) -> f64
+where
+    S: Simd,
+    V: Vector<Simd = S>,
+    F: Fn(usize, usize) -> (V, V),
+{
+    drive_sum::<S, V, F, false, true>(s, n, out, f)
 }
 
 /// Like [`drive_lanes`], but the sum is of `l'²` (each lane squared in
@@ -122,29 +158,31 @@ where
     V: Vector<Simd = S>,
     F: Fn(usize, usize) -> (V, V),
 {
-    drive_sum::<S, V, F, true>(s, n, out, f)
+    drive_sum::<S, V, F, true, false>(s, n, out, f)
 }
 
 #[inline(always)]
-fn drive_sum<S, V, F, const SQUARES: bool>(s: S, n: usize, out: Out<'_, V::Elem>, f: F) -> f64
+fn drive_sum<S, V, F, const SQUARES: bool, const PRESUM: bool>(
+    s: S,
+    n: usize,
+    out: Out<'_, V::Elem>,
+    f: F,
+) -> f64
 where
     S: Simd,
     V: Vector<Simd = S>,
     F: Fn(usize, usize) -> (V, V),
 {
+    let one = <V::Elem as Float>::ONE;
     match out {
-        Out::None => {
-            drive_mode::<S, V, F, MODE_LOSS, SQUARES>(s, n, &mut [], <V::Elem as Float>::ONE, f)
-        }
-        Out::Grad(g, scale) => drive_mode::<S, V, F, MODE_GRAD, SQUARES>(s, n, g, scale, f),
-        Out::PerElement(o) => {
-            drive_mode::<S, V, F, MODE_PER, SQUARES>(s, n, o, <V::Elem as Float>::ONE, f)
-        }
+        Out::None => drive_mode::<S, V, F, MODE_LOSS, SQUARES, PRESUM>(s, n, &mut [], one, f),
+        Out::Grad(g, scale) => drive_mode::<S, V, F, MODE_GRAD, SQUARES, PRESUM>(s, n, g, scale, f),
+        Out::PerElement(o) => drive_mode::<S, V, F, MODE_PER, SQUARES, PRESUM>(s, n, o, one, f),
     }
 }
 
 #[inline(always)]
-fn drive_mode<S, V, F, const MODE: u8, const SQUARES: bool>(
+fn drive_mode<S, V, F, const MODE: u8, const SQUARES: bool, const PRESUM: bool>(
     s: S,
     n: usize,
     out: &mut [V::Elem],
@@ -167,24 +205,31 @@ where
     let vscale = V::splat(s, scale);
     let emit = emit::<V, MODE>;
     let add = accumulate::<V, SQUARES>;
+    // Pre-summing in the element type only pays (and only rounds) for f32.
+    let presum = PRESUM && !SQUARES && core::mem::size_of::<V::Elem>() == 4;
     let mut acc = [V::acc_zero(s); 4];
     let mut i = 0;
-    while i + 4 * lanes <= n {
+    // `n - i >= ...` rather than `i + ... <= n`: cannot wrap.
+    while n - i >= 4 * lanes {
         let (l0, d0) = f(i, lanes);
         let (l1, d1) = f(i + lanes, lanes);
         let (l2, d2) = f(i + 2 * lanes, lanes);
         let (l3, d3) = f(i + 3 * lanes, lanes);
-        acc[0] = add(acc[0], l0, d0);
-        acc[1] = add(acc[1], l1, d1);
-        acc[2] = add(acc[2], l2, d2);
-        acc[3] = add(acc[3], l3, d3);
+        if presum {
+            acc[0] = V::acc_add(acc[0], l0.add(l1).add(l2.add(l3)));
+        } else {
+            acc[0] = add(acc[0], l0, d0);
+            acc[1] = add(acc[1], l1, d1);
+            acc[2] = add(acc[2], l2, d2);
+            acc[3] = add(acc[3], l3, d3);
+        }
         emit(out, i, l0, d0, vscale);
         emit(out, i + lanes, l1, d1, vscale);
         emit(out, i + 2 * lanes, l2, d2, vscale);
         emit(out, i + 3 * lanes, l3, d3, vscale);
         i += 4 * lanes;
     }
-    while i + lanes <= n {
+    while n - i >= lanes {
         let (l, d) = f(i, lanes);
         acc[0] = add(acc[0], l, d);
         emit(out, i, l, d, vscale);
@@ -251,6 +296,13 @@ pub(crate) fn load_n<V: Vector>(
     } else {
         V::load_partial(s, &src[i..i + valid], fill)
     }
+}
+
+/// `f` itself: lets a closure bound to a name carry `#[inline(always)]`
+/// (attributes are allowed on closures in argument position only).
+#[inline(always)]
+fn closure<F>(f: F) -> F {
+    f
 }
 
 /// A per-element input that is either a slice or one value for every element.
@@ -396,6 +448,61 @@ fn bce_probs<S: Simd, T: Float, W: Factor<T>>(
     let (prob, target) = (&prob[..n], &target[..n]);
     let zero = V::<S, T>::splat(s, T::ZERO);
     let one = V::<S, T>::splat(s, T::ONE);
+    // PyTorch uses the f32 constant 1e-12 for both element types.
+    let eps = V::<S, T>::splat(s, T::from_f64(1e-12_f32 as f64));
+    if W::IS_ONE {
+        // Fast form: logarithms specialized to [0, 1] (no special-value
+        // selects, no division), f32 terms presummed, and the range check
+        // as one running sum per kernel instead of a mask per vector:
+        // 0 <= p <= 1 exactly when p (1 - p) >= 0 (also for -0, tiny and
+        // huge p; false for NaN), so `min(0, p (1 - p)) + min(0, y (1 - y))`
+        // is 0 for every valid lane and negative or NaN for an invalid one
+        // (`zero.min(v)` keeps a NaN `v`). A bad lane makes the result NaN;
+        // as for any non-finite fast sum, the careful form below then runs.
+        let bad = core::cell::Cell::new(zero);
+        let mut out = out;
+        let fast = drive_lanes_presummed::<S, V<S, T>, _>(
+            s,
+            n,
+            out.reborrow(),
+            #[inline(always)]
+            |i, valid| {
+                let p: V<S, T> = load_n(s, prob, i, valid, T::ZERO);
+                let y: V<S, T> = load_n(s, target, i, valid, T::ZERO);
+                let log_p = math::ln_unit_clamped(s, p);
+                let log_q = math::ln_one_minus_unit_clamped(s, p);
+                let one_minus_y = one.sub(y);
+                let l = y.mul_add(log_p, one_minus_y.mul(log_q)).neg();
+                let pq = one.sub(p).mul(p);
+                let yq = one_minus_y.mul(y);
+                bad.set(bad.get().add(zero.min(pq).add(zero.min(yq))));
+                let d = p.sub(y).div(pq.max(eps));
+                (l, d)
+            },
+        );
+        // The lanes of `bad` are <= 0 or NaN: any bad lane shows in the sum.
+        if fast.is_finite() && bad.get().reduce_sum() >= 0.0 {
+            return fast;
+        }
+        return bce_probs_careful(s, prob, target, weight, out);
+    }
+    bce_probs_careful(s, prob, target, weight, out)
+}
+
+/// [`bce_probs`] with the general logarithms and a range check per vector.
+#[inline(always)]
+fn bce_probs_careful<S: Simd, T: Float, W: Factor<T>>(
+    s: S,
+    prob: &[T],
+    target: &[T],
+    weight: W,
+    out: Out<'_, T>,
+) -> f64 {
+    type V<S, T> = <T as Float>::Vec<S>;
+    let n = prob.len().min(target.len());
+    let (prob, target) = (&prob[..n], &target[..n]);
+    let zero = V::<S, T>::splat(s, T::ZERO);
+    let one = V::<S, T>::splat(s, T::ONE);
     let floor = V::<S, T>::splat(s, T::from_f64(-100.0));
     // PyTorch uses the f32 constant 1e-12 for both element types.
     let eps = V::<S, T>::splat(s, T::from_f64(1e-12_f32 as f64));
@@ -519,12 +626,13 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
     let zero = V::<S, T>::splat(s, T::ZERO);
     let one = V::<S, T>::splat(s, T::ONE);
     let inf = V::<S, T>::splat(s, T::from_f64(f64::INFINITY));
-    drive_lanes::<S, V<S, T>, _>(
-        s,
-        n,
-        out,
+    // `careful`: PyTorch's literal form for infinite logits, checked per
+    // vector. The fast form leaves it out: an infinite logit makes its term
+    // (and so the sum) inf or NaN either way, so a non-finite fast sum
+    // reruns the careful kernel, which decides between the two.
+    let term = closure(
         #[inline(always)]
-        |i, valid| {
+        |i: usize, valid: usize, careful: bool| {
             // The arithmetic is heavy: fetch the streams ahead.
             crate::simd::prefetch(logit, i + PREFETCH);
             crate::simd::prefetch(target, i + PREFETCH);
@@ -564,13 +672,17 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
                 (coef.mul(w), log_weight.mul(w))
             };
             let l = x.abs().mul_add(coef, log_weight_w.mul(lg.log1p_e));
-            let inf_lanes = x.abs().eq(inf);
-            let l = if V::<S, T>::any(inf_lanes) {
-                // PyTorch's literal form for infinite logits (0 * inf = NaN).
-                let literal =
-                    one_minus_y.mul_add(x, log_weight.mul(x.neg().max(zero).add(lg.log1p_e)));
-                let literal = if W::IS_ONE { literal } else { literal.mul(w) };
-                V::<S, T>::select(inf_lanes, literal, l)
+            let l = if careful {
+                let inf_lanes = x.abs().eq(inf);
+                if V::<S, T>::any(inf_lanes) {
+                    // PyTorch's literal form for infinite logits (0 * inf = NaN).
+                    let literal =
+                        one_minus_y.mul_add(x, log_weight.mul(x.neg().max(zero).add(lg.log1p_e)));
+                    let literal = if W::IS_ONE { literal } else { literal.mul(w) };
+                    V::<S, T>::select(inf_lanes, literal, l)
+                } else {
+                    l
+                }
             } else {
                 l
             };
@@ -585,5 +697,34 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
                 (l, d.mul(w))
             }
         },
-    )
+    );
+    let careful = closure(
+        #[inline(always)]
+        |out: Out<'_, T>| {
+            drive_lanes::<S, V<S, T>, _>(
+                s,
+                n,
+                out,
+                #[inline(always)]
+                |i, valid| term(i, valid, true),
+            )
+        },
+    );
+    if !(W::IS_ONE && P::IS_ONE) {
+        // The weighted instantiations: only the careful kernel.
+        return careful(out);
+    }
+    let mut out = out;
+    let fast = drive_lanes_presummed::<S, V<S, T>, _>(
+        s,
+        n,
+        out.reborrow(),
+        #[inline(always)]
+        |i, valid| term(i, valid, false),
+    );
+    if fast.is_finite() {
+        fast
+    } else {
+        careful(out)
+    }
 }

@@ -410,6 +410,62 @@ where
     V::select(x.is_nan(), x, y)
 }
 
+/// `max(ln p, -100)` for `p` in `[0, 1]` (BCE on probabilities): the
+/// reduction and polynomial of [`ln`] without its special-value selects.
+/// `p` is first raised to the smallest subnormal, whose logarithm is below
+/// -100, so `p = 0` needs no case of its own. Same error as [`ln`] for `p`
+/// in `(0, 1]`; other inputs give unspecified values (the caller checks the
+/// range), but a NaN `p` is not turned into a number by the clamps.
+#[inline(always)]
+pub(crate) fn ln_unit_clamped<V: Vector>(s: V::Simd, p: V) -> V
+where
+    V::Elem: Float,
+{
+    let tiny = splat::<V>(s, smallest_subnormal::<V>());
+    let p = tiny.max(p);
+    let (k, m) = reduce_ln(s, p);
+    let f = m.sub(splat(s, 1.0));
+    splat::<V>(s, -100.0).max(ln_combine(s, k, f, ln1p_tail(s, f)))
+}
+
+/// `max(ln(1 - p), -100)` for `p` in `[0, 1]` (BCE on probabilities),
+/// without the division of [`log1p`]: with `u = 1 - p = m·2^k`, the reduced
+/// argument `f = m - 1` is formed exactly from `p` itself: `f = -p` for
+/// `k = 0` (`p <= 1 - √½`), `f = 1 - 2p` for `k = -1` (exact: `2p` is in
+/// `[0.5, 2]`), and `f = m - 1` below, where `p >= 0.5` makes `1 - p`
+/// exact. Same error as [`log1p`] for `p` in `[0, 1)`; `p = 1` gives -100;
+/// other inputs give unspecified values (the caller checks the range).
+#[inline(always)]
+pub(crate) fn ln_one_minus_unit_clamped<V: Vector>(s: V::Simd, p: V) -> V
+where
+    V::Elem: Float,
+{
+    let one = splat::<V>(s, 1.0);
+    let tiny = splat::<V>(s, smallest_subnormal::<V>());
+    let (k, m) = reduce_ln(s, tiny.max(one.sub(p)));
+    let f = V::select(
+        k.eq(splat(s, 0.0)),
+        p.neg(),
+        V::select(
+            k.eq(splat(s, -1.0)),
+            p.mul_add(splat(s, -2.0), one),
+            m.sub(one),
+        ),
+    );
+    splat::<V>(s, -100.0).max(ln_combine(s, k, f, ln1p_tail(s, f)))
+}
+
+/// The smallest positive subnormal of the element type (its logarithm,
+/// -103.3 for `f32` and -744.4 for `f64`, is below -100).
+#[inline(always)]
+fn smallest_subnormal<V: Vector>() -> f64 {
+    if is_f32::<V>() {
+        f32::from_bits(1) as f64
+    } else {
+        f64::from_bits(1)
+    }
+}
+
 /// `ln(1 + x)`.
 ///
 /// Max error ≤ 1 ulp over all inputs for `f32` (exhaustive test, every
