@@ -666,12 +666,25 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
             } else {
                 weight.load_n(s, i, valid)
             };
-            let (coef, log_weight_w) = if W::IS_ONE {
-                (coef, log_weight)
+            let ax = x.abs();
+            let l = if W::IS_ONE {
+                ax.mul_add(coef, log_weight.mul(lg.log1p_e))
             } else {
-                (coef.mul(w), log_weight.mul(w))
+                // coef · w · |x| with every partial product in range: |x|
+                // meets the smaller of |coef|, w first when |x| >= 1 (which
+                // brings it down), the larger first otherwise. (coef · w)
+                // first underflowed for a subnormal w (then times 1e38:
+                // 60% off), (coef · |x|) first overflowed for huge pw.
+                let coef_smaller = coef.abs().lt(w);
+                let small = V::<S, T>::select(coef_smaller, coef, w);
+                let big = V::<S, T>::select(coef_smaller, w, coef);
+                let x_big = one.le(ax);
+                let first = V::<S, T>::select(x_big, small, big);
+                let second = V::<S, T>::select(x_big, big, small);
+                // lw · ln(1 + e^-|x|) <= lw (the log is <= ln 2), then w.
+                ax.mul(first)
+                    .mul_add(second, log_weight.mul(lg.log1p_e).mul(w))
             };
-            let l = x.abs().mul_add(coef, log_weight_w.mul(lg.log1p_e));
             let l = if careful {
                 let inf_lanes = x.abs().eq(inf);
                 if V::<S, T>::any(inf_lanes) {

@@ -289,7 +289,14 @@ pub fn binary_cross_entropy_with_logits(
     let (mut per, mut grad) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let pw_cycle = pos_weight.iter().cycle();
     for (((&x, &y), &w), &pw) in input.iter().zip(target).zip(&w).zip(pw_cycle) {
-        let (lw, l1p) = (1.0 + (pw - 1.0) * y, (-x.abs()).exp().ln_1p());
+        // lw = 1 + (pw - 1) y; for y in [0, 1] as (1 - y) + pw y, two
+        // non-negative parts (1 + (pw - 1) y cancels for small pw, y ≈ 1).
+        let lw = if (0.0..=1.0).contains(&y) {
+            (1.0 - y) + pw * y
+        } else {
+            1.0 + (pw - 1.0) * y
+        };
+        let l1p = (-x.abs()).exp().ln_1p();
         per.push(if x.is_finite() {
             // The same value, regrouped as a sum of non-negative terms (for
             // y in [0, 1]): no cancellation of x against softplus(-x).
