@@ -251,10 +251,12 @@ impl Plan {
     /// [`Reduction::DivideBy`]): scaling by an overflowed `inf` would turn
     /// zero gradients into NaN.
     pub(crate) fn kernel_grad_scale<T: crate::Float>(&self) -> (f64, Option<f64>) {
+        // Powers of two (2^60 ≈ 1.2e18, 2^500 ≈ 3.3e150): exact in `T`, so
+        // the kernel's factor and the divisor below cancel exactly.
         let limit = if core::mem::size_of::<T>() == 4 {
-            1e18
+            2f64.powi(60)
         } else {
-            1e150
+            2f64.powi(500)
         };
         if self.grad_scale == 0.0 {
             // A zero denominator (an empty mean): the gradient is all zeros,
@@ -263,7 +265,10 @@ impl Plan {
         } else if self.grad_scale <= limit {
             (self.grad_scale, None)
         } else {
-            (1.0, Some(self.denominator))
+            // Scale by `limit` in the kernel and divide by the rest after:
+            // an unscaled f32 gradient of 1e-46 would underflow to 0 before
+            // a `DivideBy(1e-300)` could bring it back.
+            (limit, Some(self.denominator * limit))
         }
     }
 

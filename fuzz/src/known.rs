@@ -60,3 +60,12 @@ pub const GRAD_COEF_OVERFLOW: bool = true;
 /// dense targets outside `[0, 1]`). When set, [`crate::check::close`]
 /// accepts those.
 pub const NEAR_OVERFLOW: bool = true;
+
+/// Finding 13 (open; session 2, `bce`): for a `Reduction::DivideBy(d)` with
+/// `1 / d` beyond 2^60 (`f32`) or 2^500 (`f64`), the kernels scale the
+/// gradient by 2^60 and divide by the rest afterwards; a weighted BCE term
+/// `w (p - y) / (p (1 - p))` is formed before that scale, so with a
+/// subnormal `w` it underflows to 0 (true value `-5.6e-48 / 1e-300`, `-inf`
+/// in `f32`). When set, gradients are not compared for reduction scales
+/// above `T::MAX^(1/4)` (2^32 in `f32`).
+pub const TINY_DIVIDE_BY_UNDERFLOW: bool = true;

@@ -72,6 +72,7 @@ pub fn sum_rel(n: usize) -> f64 {
 pub fn scale_overflows<T: Elem>(scale: f64) -> bool {
     (crate::known::GRAD_SCALE_OVERFLOW && T::from_f64(scale).to_f64().is_infinite())
         || (crate::known::ORACLE_GRAD_RECIPROCAL_OVERFLOW && scale.is_infinite())
+        || (crate::known::TINY_DIVIDE_BY_UNDERFLOW && scale > T::MAX.sqrt().sqrt())
 }
 
 /// Absolute floor per term.
