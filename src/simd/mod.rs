@@ -270,9 +270,10 @@ pub(crate) fn prefetch<T>(src: &[T], i: usize) {
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         let p = src.as_ptr().wrapping_add(i) as *const i8;
-        // SAFETY: `prefetch` is part of SSE (baseline on x86-64) and never
-        // faults or changes memory, whatever the address; the pointer is only
-        // formed with `wrapping_add` and never dereferenced.
+        // `prefetch` is part of SSE (baseline on x86-64) and never faults or
+        // changes memory, whatever the address; the pointer is only formed
+        // with `wrapping_add` and never dereferenced.
+        // SAFETY: a prefetch hint with a baseline instruction, see above.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
     }
     #[cfg(not(target_arch = "x86_64"))]
