@@ -185,7 +185,8 @@ pub(crate) struct Cap<T> {
     pub inv: T,
 }
 
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn capped<S: Simd, T: Float>(s: S, x: T::Vec<S>, cap: Option<Cap<T>>) -> T::Vec<S> {
     match cap {
         None => x,
@@ -213,7 +214,8 @@ const FLUSH_VECTORS: usize = 16;
 
 /// One sweep over the segments of a row, in order (the target class of a
 /// labelled row is left out by passing the row as two segments).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn sweep<S: Simd, T: Float>(
     s: S,
     segments: &[Segment<'_, T>],
@@ -235,7 +237,8 @@ pub(crate) fn sweep<S: Simd, T: Float>(
 /// `T` for [`FLUSH_VECTORS`] vectors and then added to `f64` lane
 /// accumulators (rescaled together), so a row of 10^5+ classes keeps `s`
 /// within a few ulp while the hot loop stays in `T`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn pass1<S: Simd, T: Float>(
     s: S,
     segments: &[Segment<'_, T>],
@@ -342,7 +345,8 @@ pub(crate) fn pass1<S: Simd, T: Float>(
 
 /// The per-class weights `u` of one vector at element `i`: `w` (smoothing)
 /// or `w t'` (dense); lanes from `valid` on get `u = 0`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn weights<S: Simd, T: Float>(
     s: S,
     w: Option<&[T]>,
@@ -371,7 +375,8 @@ fn weights<S: Simd, T: Float>(
 /// segments), in `f64` lane accumulators. Each term is computed as
 /// `2 · u (o/2 - z/2)`, so `o - z` (up to `2·MAX`) cannot overflow `T` when
 /// the row loss itself fits.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn side_sums<S: Simd, T: Float>(
     s: S,
     segments: &[Segment<'_, T>],
@@ -418,7 +423,8 @@ pub(crate) fn side_sums<S: Simd, T: Float>(
 /// Given the maximum `m` of the segments: `Σ_{z < m} e^{z - m}` (into `s`)
 /// and the count of `z = m` (into `a`), each term added in `f64`. Only
 /// confident rows of the smoothing and dense paths ask for it.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn excess<S: Simd, T: Float>(
     s: S,
     segments: &[Segment<'_, T>],
@@ -483,7 +489,8 @@ pub(crate) struct Pass2<T> {
 }
 
 /// Pass 2 over one contiguous segment of a row.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn pass2_segment<S: Simd, T: Float, const WRITE: u8>(
     s: S,
     x: &[T],
@@ -586,7 +593,8 @@ pub(crate) struct SweepKernel<'a, T> {
 
 impl<T: Float> Kernel for SweepKernel<'_, T> {
     type Output = RowStats;
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn run<S: Simd>(self, s: S) -> RowStats {
         let seg = Segment {
             z: self.z,
@@ -610,7 +618,8 @@ pub(crate) struct Pass2Kernel<'a, T> {
 
 impl<T: Float> Kernel for Pass2Kernel<'_, T> {
     type Output = ();
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn run<S: Simd>(self, s: S) {
         match self.write {
             Write::Grad => pass2_segment::<S, T, { Write::Grad as u8 }>(

@@ -664,7 +664,8 @@ impl<T: Float> Config<'_, T> {
     /// Pass 1 of a row, given a runner of sweeps over class ranges; `grad`:
     /// whether pass 2 runs (else only `loss` of the plan is used).
     /// (Inlined into the SIMD kernel, so the runner is compiled there too.)
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn plan_row(
         &self,
         row: &[T],
@@ -827,7 +828,8 @@ impl<T: Float> Config<'_, T> {
 /// `lse - M = ln S_off + softplus(-u)`: non-negative terms, each accurate,
 /// so a confident row keeps its relative accuracy (`ln S_off` from an
 /// excess sweep when it matters).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn off_target_nll<T: Float>(
     off: RowStats,
     all: RowStats,
@@ -879,7 +881,8 @@ impl RowPlan {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn row_target<'a, T, L: Label>(
     cfg: &Config<'_, T>,
     targets: &Targets<'a, T, L>,
@@ -904,7 +907,8 @@ fn row_target<'a, T, L: Label>(
 }
 
 /// Writes a row's outputs from its plan, given a pass-2 runner.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn finish_row<T: Float>(
     plan: &RowPlan,
     target: RowTarget<'_, T>,
@@ -942,13 +946,15 @@ fn finish_row<T: Float>(
 impl<T: Float, L: Label> Kernel for RowsJob<'_, '_, T, L> {
     type Output = f64;
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn run<S: Simd>(self, s: S) -> f64 {
         rows_kernel::<S, T, L>(s, self)
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) -> f64 {
     let cfg = job.cfg;
     let c = cfg.classes;
@@ -963,7 +969,8 @@ fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) ->
             row,
             target,
             grad,
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             |ranges, t, kind| {
                 let seg = |(lo, hi): (usize, usize)| Segment {
                     z: &row[lo..hi],
@@ -985,7 +992,8 @@ fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) ->
             r,
             c,
             cfg.stream,
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             |coef, t, write, dst| match write {
                 Write::Grad => {
                     pass2_segment::<S, T, { Write::Grad as u8 }>(s, row, w, t, cap, coef, dst)

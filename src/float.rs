@@ -41,11 +41,13 @@ impl Float for f32 {
     type Vec<S: Simd> = S::F32;
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn to_f64(self) -> f64 {
         self as f64
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn from_f64(x: f64) -> Self {
         x as f32
     }
@@ -55,11 +57,13 @@ impl Float for f64 {
     type Vec<S: Simd> = S::F64;
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn to_f64(self) -> f64 {
         self
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn from_f64(x: f64) -> Self {
         x
     }
@@ -83,7 +87,8 @@ macro_rules! label_impl {
     ($($t:ty),*) => {$(
         impl label_sealed::Sealed for $t {}
         impl Label for $t {
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn to_i64(self) -> i64 {
                 i64::try_from(self).unwrap_or(i64::MAX)
             }

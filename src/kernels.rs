@@ -49,7 +49,8 @@
 //! for any thread count. The transcendental kernels prefetch their input
 //! streams ahead of the hardware prefetcher; every closure handed to the
 //! driver is `#[inline(always)]` (a closure compiled out of line would lose
-//! the trampoline's target features, and its intrinsics would become calls).
+//! the trampoline's target features, and its intrinsics would become calls);
+//! in builds with `debug_assertions`, `#[inline]`, see the `simd` module.
 
 use crate::math;
 use crate::simd::{Kernel, Simd, Vector};
@@ -102,7 +103,8 @@ const MODE_PER: u8 = 2;
 /// element `i` (a full vector when `i + LANES <= n`, else the partial vector
 /// of the tail, e.g. loaded with [`load_at`]).
 #[allow(dead_code)] // The one-argument form, for kernels that load with `load_at`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn drive<S, V, F>(s: S, n: usize, out: Out<'_, V::Elem>, f: F) -> f64
 where
     S: Simd,
@@ -113,7 +115,8 @@ where
         s,
         n,
         out,
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         |i, _| f(i),
     )
 }
@@ -121,7 +124,8 @@ where
 /// Like [`drive`], but `f(i, valid)` also gets the number of valid lanes
 /// (`LANES` for a full vector, a compile-time constant in the main loops, so
 /// [`load_n`] compiles to a plain load there and to a masked one in the tail).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn drive_lanes<S, V, F>(s: S, n: usize, out: Out<'_, V::Elem>, f: F) -> f64
 where
     S: Simd,
@@ -138,7 +142,8 @@ where
 /// sums (below 1 ulp of the result). A partial sum can overflow `f32` where
 /// the `f64` sum would not: callers rerun the careful [`drive_lanes`] when
 /// the result is not finite.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn drive_lanes_presummed<S, V, F>(s: S, n: usize, out: Out<'_, V::Elem>, f: F) -> f64
 where
     S: Simd,
@@ -151,7 +156,8 @@ where
 /// Like [`drive_lanes`], but the sum is of `l'²` (each lane squared in
 /// `f64`, exact and without overflow) instead of `l`: squared error returns
 /// `(d², d)` and sums `d²` from the unrounded `d`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn drive_squares<S, V, F>(s: S, n: usize, out: Out<'_, V::Elem>, f: F) -> f64
 where
     S: Simd,
@@ -161,7 +167,8 @@ where
     drive_sum::<S, V, F, true, false>(s, n, out, f)
 }
 
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn drive_sum<S, V, F, const SQUARES: bool, const PRESUM: bool>(
     s: S,
     n: usize,
@@ -181,7 +188,8 @@ where
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn drive_mode<S, V, F, const MODE: u8, const SQUARES: bool, const PRESUM: bool>(
     s: S,
     n: usize,
@@ -251,7 +259,8 @@ where
 }
 
 /// Stores what the mode writes for the full vector at `i`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn emit<V: Vector, const MODE: u8>(out: &mut [V::Elem], i: usize, l: V, d: V, vscale: V) {
     if MODE == MODE_GRAD {
         d.mul(vscale).store(&mut out[i..i + V::LANES]);
@@ -261,7 +270,8 @@ fn emit<V: Vector, const MODE: u8>(out: &mut [V::Elem], i: usize, l: V, d: V, vs
 }
 
 /// Adds `l` (or `d²`, for `SQUARES`) to the accumulator.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn accumulate<V: Vector, const SQUARES: bool>(acc: V::Acc, l: V, d: V) -> V::Acc {
     if SQUARES {
         V::acc_add_sq(acc, d)
@@ -271,7 +281,8 @@ fn accumulate<V: Vector, const SQUARES: bool>(acc: V::Acc, l: V, d: V) -> V::Acc
 }
 
 /// Loads the vector at `i` of `src` (partial with `fill` past the end).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn load_at<V: Vector>(s: V::Simd, src: &[V::Elem], i: usize, fill: V::Elem) -> V {
     let rest = &src[i..];
     if rest.len() >= V::LANES {
@@ -283,7 +294,8 @@ pub(crate) fn load_at<V: Vector>(s: V::Simd, src: &[V::Elem], i: usize, fill: V:
 
 /// Loads `valid` elements of `src` at `i`: a full vector when `valid ==
 /// LANES`, else a masked load with `fill` in the other lanes.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn load_n<V: Vector>(
     s: V::Simd,
     src: &[V::Elem],
@@ -300,7 +312,8 @@ pub(crate) fn load_n<V: Vector>(
 
 /// `f` itself: lets a closure bound to a name carry `#[inline(always)]`
 /// (attributes are allowed on closures in argument position only).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn closure<F>(f: F) -> F {
     f
 }
@@ -316,7 +329,8 @@ pub(crate) enum Operand<'a, T> {
 
 impl<'a, T: Float> Operand<'a, T> {
     /// The operand cut to `n` elements (the caller checked the lengths).
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn prefix(self, n: usize) -> Self {
         match self {
             Operand::Slice(v) => Operand::Slice(&v[..n]),
@@ -324,7 +338,8 @@ impl<'a, T: Float> Operand<'a, T> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn load_n<S: Simd>(self, s: S, i: usize, valid: usize) -> T::Vec<S> {
         match self {
             Operand::Slice(v) => load_n(s, v, i, valid, T::ONE),
@@ -359,7 +374,8 @@ pub(crate) struct Unit;
 
 impl<T: Float> Factor<T> for Unit {
     const IS_ONE: bool = true;
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn load_n<S: Simd>(self, s: S, _: usize, _: usize) -> T::Vec<S> {
         T::Vec::<S>::splat(s, T::ONE)
     }
@@ -367,7 +383,8 @@ impl<T: Float> Factor<T> for Unit {
 
 impl<T: Float> Factor<T> for Operand<'_, T> {
     const IS_ONE: bool = false;
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn load_n<S: Simd>(self, s: S, i: usize, valid: usize) -> T::Vec<S> {
         Operand::load_n(self, s, i, valid)
     }
@@ -390,7 +407,8 @@ pub(crate) struct SquaredErrorKernel<'a, T> {
 
 impl<T: Float> Kernel for SquaredErrorKernel<'_, T> {
     type Output = f64;
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn run<S: Simd>(self, s: S) -> f64 {
         let n = self.pred.len().min(self.target.len());
         let (pred, target) = (&self.pred[..n], &self.target[..n]);
@@ -398,7 +416,8 @@ impl<T: Float> Kernel for SquaredErrorKernel<'_, T> {
             s,
             n,
             self.out,
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             |i, valid| {
                 let x: T::Vec<S> = load_n(s, pred, i, valid, T::ZERO);
                 let y: T::Vec<S> = load_n(s, target, i, valid, T::ZERO);
@@ -423,7 +442,8 @@ pub(crate) struct BinaryCrossEntropyKernel<'a, T> {
 
 impl<T: Float> Kernel for BinaryCrossEntropyKernel<'_, T> {
     type Output = f64;
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn run<S: Simd>(self, s: S) -> f64 {
         let n = self.prob.len().min(self.target.len());
         let (prob, target) = (&self.prob[..n], &self.target[..n]);
@@ -435,7 +455,8 @@ impl<T: Float> Kernel for BinaryCrossEntropyKernel<'_, T> {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn bce_probs<S: Simd, T: Float, W: Factor<T>>(
     s: S,
     prob: &[T],
@@ -465,7 +486,8 @@ fn bce_probs<S: Simd, T: Float, W: Factor<T>>(
             s,
             n,
             out.reborrow(),
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             |i, valid| {
                 let p: V<S, T> = load_n(s, prob, i, valid, T::ZERO);
                 let y: V<S, T> = load_n(s, target, i, valid, T::ZERO);
@@ -490,7 +512,8 @@ fn bce_probs<S: Simd, T: Float, W: Factor<T>>(
 }
 
 /// [`bce_probs`] with the general logarithms and a range check per vector.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn bce_probs_careful<S: Simd, T: Float, W: Factor<T>>(
     s: S,
     prob: &[T],
@@ -511,7 +534,8 @@ fn bce_probs_careful<S: Simd, T: Float, W: Factor<T>>(
         s,
         n,
         out,
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         |i, valid| {
             let p: V<S, T> = load_n(s, prob, i, valid, T::ZERO);
             let y: V<S, T> = load_n(s, target, i, valid, T::ZERO);
@@ -554,7 +578,8 @@ pub(crate) struct BinaryCrossEntropyWithLogitsKernel<'a, T> {
 
 impl<T: Float> Kernel for BinaryCrossEntropyWithLogitsKernel<'_, T> {
     type Output = f64;
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn run<S: Simd>(self, s: S) -> f64 {
         match self.pos_weight {
             Operand::Splat(pw) => bce_logits_segment(
@@ -591,7 +616,8 @@ impl<T: Float> Kernel for BinaryCrossEntropyWithLogitsKernel<'_, T> {
 
 /// One segment with one `pos_weight` operand: picks the instantiation for
 /// the weights that are the constant 1.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn bce_logits_segment<S: Simd, T: Float>(
     s: S,
     logit: &[T],
@@ -611,7 +637,8 @@ fn bce_logits_segment<S: Simd, T: Float>(
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
     s: S,
     logit: &[T],
@@ -631,7 +658,8 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
     // (and so the sum) inf or NaN either way, so a non-finite fast sum
     // reruns the careful kernel, which decides between the two.
     let term = closure(
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         |i: usize, valid: usize, careful: bool| {
             // The arithmetic is heavy: fetch the streams ahead.
             crate::simd::prefetch(logit, i + PREFETCH);
@@ -712,13 +740,15 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
         },
     );
     let careful = closure(
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         |out: Out<'_, T>| {
             drive_lanes::<S, V<S, T>, _>(
                 s,
                 n,
                 out,
-                #[inline(always)]
+                #[cfg_attr(not(debug_assertions), inline(always))]
+                #[cfg_attr(debug_assertions, inline)]
                 |i, valid| term(i, valid, true),
             )
         },
@@ -732,7 +762,8 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
         s,
         n,
         out.reborrow(),
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         |i, valid| term(i, valid, false),
     );
     if fast.is_finite() {

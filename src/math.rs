@@ -69,13 +69,15 @@ use crate::simd::Vector;
 use crate::Float;
 
 /// Whether the lanes are `f32` (otherwise `f64`).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn is_f32<V: Vector>() -> bool {
     core::mem::size_of::<V::Elem>() == 4
 }
 
 /// A constant in every lane (the `f64` is exact in the element type).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn splat<V: Vector>(s: V::Simd, x: f64) -> V {
     V::splat(s, <V::Elem as Float>::from_f64(x))
 }
@@ -91,7 +93,8 @@ const fn f64c(bits: u64) -> f64 {
 }
 
 /// `c[0] + x·(c[1] + x·(c[2] + …))` by Horner's rule with `mul_add`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn horner<V: Vector>(s: V::Simd, x: V, c: &[f64]) -> V {
     let (last, rest) = c.split_last().expect("a polynomial has coefficients");
     let mut acc = splat::<V>(s, *last);
@@ -251,7 +254,8 @@ struct Consts {
     sqrt2: f64,
 }
 
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn consts<V: Vector>() -> Consts {
     if is_f32::<V>() {
         Consts {
@@ -274,7 +278,8 @@ fn consts<V: Vector>() -> Consts {
 
 /// Cody–Waite: `(n, r)` with `x = n·ln2 + r`, `n` integral, `|r| <= 0.3466`.
 /// Exact up to the rounding of `r` (for `|x|` below the clamp bounds).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn reduce_exp<V: Vector>(s: V::Simd, x: V) -> (V, V) {
     let k = consts::<V>();
     let n = x.mul(splat(s, k.log2e)).round();
@@ -291,7 +296,8 @@ fn reduce_exp<V: Vector>(s: V::Simd, x: V) -> (V, V) {
 /// `+inf` above `ln(MAX)`, returns correctly rounded subnormals (one
 /// rounding) and `+0` below `ln(MIN_SUBNORMAL / 2)`; `exp(-inf) = +0`,
 /// `exp(+inf) = +inf`, `exp(NaN) = NaN`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn exp<V: Vector>(s: V::Simd, x: V) -> V
 where
     V::Elem: Float,
@@ -306,7 +312,8 @@ where
 }
 
 /// [`exp`] for `x <= 0` or NaN (one clamp less).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn exp_nonpositive<V: Vector>(s: V::Simd, x: V) -> V
 where
     V::Elem: Float,
@@ -320,7 +327,8 @@ where
 }
 
 /// `e^x` for `x` in `[EXP_LO, EXP_HI]` or NaN.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn exp_clamped<V: Vector>(s: V::Simd, x: V) -> V
 where
     V::Elem: Float,
@@ -332,7 +340,8 @@ where
 
 /// `e^t - 1` for `t` in `[0, TANH_2X_MAX]` (what `tanh` needs): `2^n·(e^r - 1)
 /// + (2^n - 1)`, accurate relative to the result for small `t` too.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn expm1_nonneg<V: Vector>(s: V::Simd, t: V) -> V
 where
     V::Elem: Float,
@@ -353,7 +362,8 @@ where
 
 /// For `f` in `[√½ - 1, √2 - 1]` (slightly wider is fine): the small `tail`
 /// with `ln(1 + f) = f + tail`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn ln1p_tail<V: Vector>(s: V::Simd, f: V) -> V {
     if is_f32::<V>() {
         f.mul(f).mul(horner(s, f, &c32::LN_T))
@@ -368,7 +378,8 @@ fn ln1p_tail<V: Vector>(s: V::Simd, f: V) -> V {
 }
 
 /// `(k, m)` with `x = m·2^k`, `m` in `[√½, √2]`, for positive finite `x`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn reduce_ln<V: Vector>(s: V::Simd, x: V) -> (V, V) {
     let (e, m) = x.frexp();
     let big = splat::<V>(s, consts::<V>().sqrt2).lt(m);
@@ -378,7 +389,8 @@ fn reduce_ln<V: Vector>(s: V::Simd, x: V) -> (V, V) {
 }
 
 /// `k·ln2 + f + small`, summed small terms first.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn ln_combine<V: Vector>(s: V::Simd, k: V, f: V, small: V) -> V {
     let c = consts::<V>();
     let lo = k.mul_add(splat(s, c.ln2_lo), small);
@@ -391,7 +403,8 @@ fn ln_combine<V: Vector>(s: V::Simd, k: V, f: V, small: V) -> V {
 /// backend) and within 1 ulp of `std` for `f64` (sampled). Subnormal
 /// inputs are exact;
 /// `ln(±0) = -inf`, `ln(x < 0) = NaN`, `ln(+inf) = +inf`, `ln(NaN) = NaN`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn ln<V: Vector>(s: V::Simd, x: V) -> V
 where
     V::Elem: Float,
@@ -416,7 +429,8 @@ where
 /// -100, so `p = 0` needs no case of its own. Same error as [`ln`] for `p`
 /// in `(0, 1]`; other inputs give unspecified values (the caller checks the
 /// range), but a NaN `p` is not turned into a number by the clamps.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn ln_unit_clamped<V: Vector>(s: V::Simd, p: V) -> V
 where
     V::Elem: Float,
@@ -435,7 +449,8 @@ where
 /// `[0.5, 2]`), and `f = m - 1` below, where `p >= 0.5` makes `1 - p`
 /// exact. Same error as [`log1p`] for `p` in `[0, 1)`; `p = 1` gives -100;
 /// other inputs give unspecified values (the caller checks the range).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn ln_one_minus_unit_clamped<V: Vector>(s: V::Simd, p: V) -> V
 where
     V::Elem: Float,
@@ -457,7 +472,8 @@ where
 
 /// The smallest positive subnormal of the element type (its logarithm,
 /// -103.3 for `f32` and -744.4 for `f64`, is below -100).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn smallest_subnormal<V: Vector>() -> f64 {
     if is_f32::<V>() {
         f32::from_bits(1) as f64
@@ -472,7 +488,8 @@ fn smallest_subnormal<V: Vector>() -> f64 {
 /// backend) and within 1 ulp of `std` for `f64` (sampled). `log1p(±0) = ±0`, tiny
 /// inputs are returned as is, `log1p(-1) = -inf`, `log1p(x < -1) = NaN`,
 /// `log1p(+inf) = +inf`, `log1p(NaN) = NaN`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn log1p<V: Vector>(s: V::Simd, x: V) -> V
 where
     V::Elem: Float,
@@ -520,7 +537,8 @@ pub(crate) struct Logistic<V> {
 /// `softplus(x) = max(x, 0) + log1p_e` ≤ 2.5 ulp (1.9 with FMA) and of
 /// `sigmoid(x)` built as above ≤ 2.5 ulp. NaN gives NaN in every part; `x = ±inf` gives `e = 0`,
 /// `log1p_e = 0`, `inv = 1`.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn logistic<V: Vector>(s: V::Simd, x: V) -> Logistic<V>
 where
     V::Elem: Float,
@@ -563,7 +581,8 @@ where
 /// `|x| < 0.625`: the odd polynomial `x + x³·P(x²)`; above, `E / (E + 2)`
 /// with `E = expm1(2|x|)`, computed only when some lane needs it (softcap
 /// arguments `x / cap` are mostly small).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn tanh<V: Vector>(s: V::Simd, x: V) -> V
 where
     V::Elem: Float,
@@ -690,7 +709,8 @@ mod tests {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn apply<V: Vector>(func: Func, s: V::Simd, x: V) -> V
     where
         V::Elem: Float,
@@ -719,7 +739,8 @@ mod tests {
         out: &'a mut [T],
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn sweep<S: Simd, T: Float>(s: S, func: Func, xs: &[T], out: &mut [T]) {
         let lanes = <T::Vec<S> as Vector>::LANES;
         for (x, o) in xs.chunks(lanes).zip(out.chunks_mut(lanes)) {
@@ -730,7 +751,8 @@ mod tests {
 
     impl<T: Float> Kernel for Eval<'_, T> {
         type Output = ();
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn run<S: Simd>(self, s: S) {
             // One instantiation per function, so each loop is straight code.
             match self.func {

@@ -1,7 +1,8 @@
 //! The AVX2 + FMA backend: `__m256` (8 `f32` lanes) and `__m256d` (4 `f64`
 //! lanes), detected at run time.
 //!
-//! Every method is a thin `#[inline(always)]` wrapper over one or a few
+//! Every method is a thin `#[inline(always)]` (debug builds: `#[inline]`,
+//! see the `simd` module docs) wrapper over one or a few
 //! `std::arch` intrinsics; [`run`] is the single `#[target_feature]`
 //! trampoline under which a whole kernel is compiled. Partial vectors use
 //! `vmaskmov` loads and stores, which never touch the masked-off lanes.
@@ -79,7 +80,8 @@ pub struct M64(__m256d);
 const ROUND_NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 /// Integer lane mask with the low `n` of 8 lanes set (`n <= 8`).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn first_lanes_32(n: usize) -> __m256i {
     // SAFETY: only called from methods of vectors of this backend, which exist
     // only after `Avx2Fma::new` found AVX2 (see the module's soundness rule).
@@ -92,7 +94,8 @@ fn first_lanes_32(n: usize) -> __m256i {
 }
 
 /// Integer lane mask with the low `n` of 4 lanes set (`n <= 4`).
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn first_lanes_64(n: usize) -> __m256i {
     // SAFETY: as for `first_lanes_32`.
     unsafe { _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3)) }
@@ -110,18 +113,21 @@ impl Vector for F32x8 {
     // AVX2 and FMA, so the intrinsics are supported; raw loads and stores are
     // preceded by the length check stated next to them.
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn splat(_: Avx2Fma, x: f32) -> Self {
         // SAFETY: the token proves AVX2.
         Self(unsafe { _mm256_set1_ps(x) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn load(_: Avx2Fma, src: &[f32]) -> Self {
         assert!(src.len() >= 8);
         // SAFETY: the token proves AVX2; `src` has at least 8 readable elements.
         Self(unsafe { _mm256_loadu_ps(src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn load_partial(_: Avx2Fma, src: &[f32], fill: f32) -> Self {
         let n = src.len().min(8);
         // SAFETY: the token proves AVX2; `vmaskmovps` reads only the first
@@ -136,20 +142,23 @@ impl Vector for F32x8 {
             ))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store(self, dst: &mut [f32]) {
         assert!(dst.len() >= 8);
         // SAFETY: the token proves AVX2; `dst` has at least 8 writable elements.
         unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store_partial(self, dst: &mut [f32]) {
         let n = dst.len().min(8);
         // SAFETY: the token proves AVX2; `vmaskmovps` writes only the first
         // `n <= dst.len()` lanes.
         unsafe { _mm256_maskstore_ps(dst.as_mut_ptr(), first_lanes_32(n), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store_stream(self, dst: &mut [f32]) {
         assert!(dst.len() >= 8);
         let p = dst.as_mut_ptr();
@@ -162,115 +171,137 @@ impl Vector for F32x8 {
             unsafe { _mm256_storeu_ps(p, self.0) }
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn stream_fence(_: Avx2Fma) {
         // SAFETY: `sfence` is SSE, part of the x86-64 baseline; it only
         // orders stores.
         unsafe { _mm_sfence() }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn add(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_add_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn sub(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_sub_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mul(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_mul_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn div(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_div_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn recip(self) -> Self {
         // `vrcpps` has only 12 bits: one Newton step leaves ~1.1 ulp, so divide.
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_div_ps(_mm256_set1_ps(1.0), self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mul_add(self, a: Self, b: Self) -> Self {
         // SAFETY: see the note at the top of this impl (the token proves FMA).
         Self(unsafe { _mm256_fmadd_ps(self.0, a.0, b.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn neg(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_xor_ps(self.0, _mm256_set1_ps(-0.0)) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn abs(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn max(self, o: Self) -> Self {
         // `vmaxps a, b` is exactly `a > b ? a : b`.
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_max_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn min(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_min_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn round(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_round_ps::<ROUND_NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn lt(self, o: Self) -> M32 {
         // SAFETY: see the note at the top of this impl.
         M32(unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn le(self, o: Self) -> M32 {
         // SAFETY: see the note at the top of this impl.
         M32(unsafe { _mm256_cmp_ps::<_CMP_LE_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn eq(self, o: Self) -> M32 {
         // SAFETY: see the note at the top of this impl.
         M32(unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn is_nan(self) -> M32 {
         // SAFETY: see the note at the top of this impl.
         M32(unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn select(m: M32, a: Self, b: Self) -> Self {
         // SAFETY: see the note at the top of this impl (a vector exists).
         Self(unsafe { _mm256_blendv_ps(b.0, a.0, m.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn any(m: M32) -> bool {
         // SAFETY: a mask exists only if vectors of this backend do.
         unsafe { _mm256_movemask_ps(m.0) != 0 }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mask_or(a: M32, b: M32) -> M32 {
         // SAFETY: a mask exists only if vectors of this backend do.
         M32(unsafe { _mm256_or_ps(a.0, b.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mask_and(a: M32, b: M32) -> M32 {
         // SAFETY: a mask exists only if vectors of this backend do.
         M32(unsafe { _mm256_and_ps(a.0, b.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn keep_first(self, n: usize) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_and_ps(self.0, _mm256_castsi256_ps(first_lanes_32(n.min(8)))) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn ldexp(self, n: Self) -> Self {
         // n = n1 + n2 with n1 = n >> 1: both halves are normal exponents, so
         // the first product is exact and the second rounds once.
@@ -285,7 +316,8 @@ impl Vector for F32x8 {
             Self(_mm256_mul_ps(_mm256_mul_ps(self.0, p1), p2))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn frexp(self) -> (Self, Self) {
         // SAFETY: see the note at the top of this impl.
         unsafe {
@@ -310,7 +342,8 @@ impl Vector for F32x8 {
             (Self(e), Self(_mm256_castsi256_ps(m)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn reduce_max(self) -> f32 {
         // SAFETY: see the note at the top of this impl.
         unsafe {
@@ -323,19 +356,22 @@ impl Vector for F32x8 {
             _mm_cvtss_f32(m)
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn reduce_sum(self) -> f64 {
         Self::acc_sum(Self::acc_add(
             Self::acc_zero(Avx2Fma { _private: () }),
             self,
         ))
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_zero(_: Avx2Fma) -> Acc32 {
         // SAFETY: the token proves AVX.
         Acc32(unsafe { [_mm256_setzero_pd(); 2] })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add(acc: Acc32, v: Self) -> Acc32 {
         // SAFETY: see the note at the top of this impl.
         unsafe {
@@ -344,7 +380,8 @@ impl Vector for F32x8 {
             Acc32([_mm256_add_pd(acc.0[0], lo), _mm256_add_pd(acc.0[1], hi)])
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add_sq(acc: Acc32, v: Self) -> Acc32 {
         // SAFETY: see the note at the top of this impl (FMA from the token).
         unsafe {
@@ -356,12 +393,14 @@ impl Vector for F32x8 {
             ])
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_merge(a: Acc32, b: Acc32) -> Acc32 {
         // SAFETY: an accumulator is made only by `acc_zero`, from a token.
         Acc32(unsafe { [_mm256_add_pd(a.0[0], b.0[0]), _mm256_add_pd(a.0[1], b.0[1])] })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_scale(acc: Acc32, v: Self) -> Acc32 {
         // SAFETY: see the note at the top of this impl.
         unsafe {
@@ -370,7 +409,8 @@ impl Vector for F32x8 {
             Acc32([_mm256_mul_pd(acc.0[0], lo), _mm256_mul_pd(acc.0[1], hi)])
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_sum(acc: Acc32) -> f64 {
         // SAFETY: an accumulator is made only by `acc_zero`, from a token.
         F64x4::acc_sum(Acc64(unsafe { _mm256_add_pd(acc.0[0], acc.0[1]) }))
@@ -387,18 +427,21 @@ impl Vector for F64x4 {
     // SAFETY (every `unsafe` block below unless it says otherwise): as for
     // `F32x8`, a value of this type proves AVX2 and FMA.
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn splat(_: Avx2Fma, x: f64) -> Self {
         // SAFETY: the token proves AVX2.
         Self(unsafe { _mm256_set1_pd(x) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn load(_: Avx2Fma, src: &[f64]) -> Self {
         assert!(src.len() >= 4);
         // SAFETY: the token proves AVX2; `src` has at least 4 readable elements.
         Self(unsafe { _mm256_loadu_pd(src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn load_partial(_: Avx2Fma, src: &[f64], fill: f64) -> Self {
         let n = src.len().min(4);
         // SAFETY: the token proves AVX2; `vmaskmovpd` reads only the first
@@ -413,20 +456,23 @@ impl Vector for F64x4 {
             ))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store(self, dst: &mut [f64]) {
         assert!(dst.len() >= 4);
         // SAFETY: the token proves AVX2; `dst` has at least 4 writable elements.
         unsafe { _mm256_storeu_pd(dst.as_mut_ptr(), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store_partial(self, dst: &mut [f64]) {
         let n = dst.len().min(4);
         // SAFETY: the token proves AVX2; `vmaskmovpd` writes only the first
         // `n <= dst.len()` lanes.
         unsafe { _mm256_maskstore_pd(dst.as_mut_ptr(), first_lanes_64(n), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store_stream(self, dst: &mut [f64]) {
         assert!(dst.len() >= 4);
         let p = dst.as_mut_ptr();
@@ -439,113 +485,135 @@ impl Vector for F64x4 {
             unsafe { _mm256_storeu_pd(p, self.0) }
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn stream_fence(_: Avx2Fma) {
         // SAFETY: `sfence` is SSE, part of the x86-64 baseline; it only
         // orders stores.
         unsafe { _mm_sfence() }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn add(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_add_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn sub(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_sub_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mul(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_mul_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn div(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_div_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn recip(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_div_pd(_mm256_set1_pd(1.0), self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mul_add(self, a: Self, b: Self) -> Self {
         // SAFETY: see the note at the top of this impl (the token proves FMA).
         Self(unsafe { _mm256_fmadd_pd(self.0, a.0, b.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn neg(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_xor_pd(self.0, _mm256_set1_pd(-0.0)) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn abs(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_andnot_pd(_mm256_set1_pd(-0.0), self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn max(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_max_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn min(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_min_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn round(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_round_pd::<ROUND_NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn lt(self, o: Self) -> M64 {
         // SAFETY: see the note at the top of this impl.
         M64(unsafe { _mm256_cmp_pd::<_CMP_LT_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn le(self, o: Self) -> M64 {
         // SAFETY: see the note at the top of this impl.
         M64(unsafe { _mm256_cmp_pd::<_CMP_LE_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn eq(self, o: Self) -> M64 {
         // SAFETY: see the note at the top of this impl.
         M64(unsafe { _mm256_cmp_pd::<_CMP_EQ_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn is_nan(self) -> M64 {
         // SAFETY: see the note at the top of this impl.
         M64(unsafe { _mm256_cmp_pd::<_CMP_UNORD_Q>(self.0, self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn select(m: M64, a: Self, b: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_blendv_pd(b.0, a.0, m.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn any(m: M64) -> bool {
         // SAFETY: a mask exists only if vectors of this backend do.
         unsafe { _mm256_movemask_pd(m.0) != 0 }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mask_or(a: M64, b: M64) -> M64 {
         // SAFETY: a mask exists only if vectors of this backend do.
         M64(unsafe { _mm256_or_pd(a.0, b.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mask_and(a: M64, b: M64) -> M64 {
         // SAFETY: a mask exists only if vectors of this backend do.
         M64(unsafe { _mm256_and_pd(a.0, b.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn keep_first(self, n: usize) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_and_pd(self.0, _mm256_castsi256_pd(first_lanes_64(n.min(4)))) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn ldexp(self, n: Self) -> Self {
         // n = n1 + n2, n1 = round(n / 2): both halves are normal exponents.
         // 2^k is built with the magic-number trick: the low mantissa bits of
@@ -561,7 +629,8 @@ impl Vector for F64x4 {
             Self(_mm256_mul_pd(half, _mm256_castsi256_pd(p2)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn frexp(self) -> (Self, Self) {
         // SAFETY: see the note at the top of this impl.
         unsafe {
@@ -589,7 +658,8 @@ impl Vector for F64x4 {
             (Self(e), Self(_mm256_castsi256_pd(m)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn reduce_max(self) -> f64 {
         // SAFETY: see the note at the top of this impl.
         unsafe {
@@ -601,36 +671,43 @@ impl Vector for F64x4 {
             _mm_cvtsd_f64(m)
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn reduce_sum(self) -> f64 {
         Self::acc_sum(Acc64(self.0))
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_zero(_: Avx2Fma) -> Acc64 {
         // SAFETY: the token proves AVX.
         Acc64(unsafe { _mm256_setzero_pd() })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add(acc: Acc64, v: Self) -> Acc64 {
         // SAFETY: see the note at the top of this impl.
         Acc64(unsafe { _mm256_add_pd(acc.0, v.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add_sq(acc: Acc64, v: Self) -> Acc64 {
         // SAFETY: see the note at the top of this impl (FMA from the token).
         Acc64(unsafe { _mm256_fmadd_pd(v.0, v.0, acc.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_merge(a: Acc64, b: Acc64) -> Acc64 {
         // SAFETY: an accumulator is made only by `acc_zero`, from a token.
         Acc64(unsafe { _mm256_add_pd(a.0, b.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_scale(acc: Acc64, v: Self) -> Acc64 {
         // SAFETY: see the note at the top of this impl.
         Acc64(unsafe { _mm256_mul_pd(acc.0, v.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_sum(acc: Acc64) -> f64 {
         // Fixed order: (l0 + l2) + (l1 + l3).
         // SAFETY: an accumulator is made only by `acc_zero` or from a vector.

@@ -1,7 +1,8 @@
 //! The AVX-512 backend: `__m512` (16 `f32` lanes) and `__m512d` (8 `f64`
 //! lanes), detected at run time (F, DQ, BW, VL, plus AVX2 and FMA).
 //!
-//! Every method is a thin `#[inline(always)]` wrapper over one or a few
+//! Every method is a thin `#[inline(always)]` (debug builds: `#[inline]`,
+//! see the `simd` module docs) wrapper over one or a few
 //! `std::arch` intrinsics; [`run`] is the single `#[target_feature]`
 //! trampoline under which a whole kernel is compiled. AVX-512 gives three
 //! things the other backends emulate: masked loads and stores for partial
@@ -95,7 +96,8 @@ pub struct M8(__mmask8);
 const ROUND_NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 /// Bit mask of the low `min(n, 16)` lanes.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn first16(n: usize) -> __mmask16 {
     if n >= 16 {
         0xffff
@@ -105,7 +107,8 @@ fn first16(n: usize) -> __mmask16 {
 }
 
 /// Bit mask of the low `min(n, 8)` lanes.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 fn first8(n: usize) -> __mmask8 {
     if n >= 8 {
         0xff
@@ -126,38 +129,44 @@ impl Vector for F32x16 {
     // AVX-512 F/DQ/BW/VL, so the intrinsics are supported; raw loads and
     // stores are preceded by the length check stated next to them.
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn splat(_: Avx512, x: f32) -> Self {
         // SAFETY: the token proves AVX-512F.
         Self(unsafe { _mm512_set1_ps(x) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn load(_: Avx512, src: &[f32]) -> Self {
         assert!(src.len() >= 16);
         // SAFETY: the token proves AVX-512F; `src` has at least 16 readable elements.
         Self(unsafe { _mm512_loadu_ps(src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn load_partial(_: Avx512, src: &[f32], fill: f32) -> Self {
         let k = first16(src.len());
         // SAFETY: the token proves AVX-512F; the masked load reads only the
         // lanes set in `k`, the first `min(src.len(), 16)`.
         Self(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), k, src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store(self, dst: &mut [f32]) {
         assert!(dst.len() >= 16);
         // SAFETY: the token proves AVX-512F; `dst` has at least 16 writable elements.
         unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store_partial(self, dst: &mut [f32]) {
         let k = first16(dst.len());
         // SAFETY: the token proves AVX-512F; the masked store writes only the
         // first `min(dst.len(), 16)` lanes.
         unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), k, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store_stream(self, dst: &mut [f32]) {
         assert!(dst.len() >= 16);
         let p = dst.as_mut_ptr();
@@ -170,33 +179,39 @@ impl Vector for F32x16 {
             unsafe { _mm512_storeu_ps(p, self.0) }
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn stream_fence(_: Avx512) {
         // SAFETY: `sfence` is SSE, part of the x86-64 baseline; it only
         // orders stores.
         unsafe { _mm_sfence() }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn add(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_add_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn sub(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_sub_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mul(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_mul_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn div(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_div_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn recip(self) -> Self {
         // r0 = vrcp14ps (relative error < 2^-14), then r1 = r0 + r0·(1 - x·r0):
         // error r0·e² < 2^-28 plus one rounding.
@@ -207,87 +222,104 @@ impl Vector for F32x16 {
             Self(_mm512_fmadd_ps(r0, e, r0))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mul_add(self, a: Self, b: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_fmadd_ps(self.0, a.0, b.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn neg(self) -> Self {
         // SAFETY: see the note at the top of this impl (AVX-512DQ for the xor).
         Self(unsafe { _mm512_xor_ps(self.0, _mm512_set1_ps(-0.0)) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn abs(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_abs_ps(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn max(self, o: Self) -> Self {
         // `vmaxps a, b` is exactly `a > b ? a : b`.
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_max_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn min(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_min_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn round(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_roundscale_ps::<ROUND_NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn lt(self, o: Self) -> M16 {
         // SAFETY: see the note at the top of this impl.
         M16(unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn le(self, o: Self) -> M16 {
         // SAFETY: see the note at the top of this impl.
         M16(unsafe { _mm512_cmp_ps_mask::<_CMP_LE_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn eq(self, o: Self) -> M16 {
         // SAFETY: see the note at the top of this impl.
         M16(unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn is_nan(self) -> M16 {
         // SAFETY: see the note at the top of this impl.
         M16(unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn select(m: M16, a: Self, b: Self) -> Self {
         // `mask_blend(k, b, a)` takes `a` where `k` is set.
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_mask_blend_ps(m.0, b.0, a.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn any(m: M16) -> bool {
         m.0 != 0
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mask_or(a: M16, b: M16) -> M16 {
         M16(a.0 | b.0)
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mask_and(a: M16, b: M16) -> M16 {
         M16(a.0 & b.0)
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn keep_first(self, n: usize) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_maskz_mov_ps(first16(n), self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn ldexp(self, n: Self) -> Self {
         // `vscalefps`: self · 2^floor(n), one rounding, full exponent range.
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_scalef_ps(self.0, n.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn frexp(self) -> (Self, Self) {
         // `vgetexpps` = floor(log2 |x|) and `vgetmantps` = mantissa in [1, 2),
         // both exact for subnormals too.
@@ -298,21 +330,25 @@ impl Vector for F32x16 {
             (Self(e), Self(m))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn reduce_max(self) -> f32 {
         // SAFETY: see the note at the top of this impl.
         unsafe { _mm512_reduce_max_ps(self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn reduce_sum(self) -> f64 {
         Self::acc_sum(Self::acc_add(Self::acc_zero(Avx512 { _private: () }), self))
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_zero(_: Avx512) -> Acc32 {
         // SAFETY: the token proves AVX-512F.
         Acc32(unsafe { [_mm512_setzero_pd(); 2] })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add(acc: Acc32, v: Self) -> Acc32 {
         // SAFETY: see the note at the top of this impl (AVX-512DQ for the extract).
         unsafe {
@@ -321,7 +357,8 @@ impl Vector for F32x16 {
             Acc32([_mm512_add_pd(acc.0[0], lo), _mm512_add_pd(acc.0[1], hi)])
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add_sq(acc: Acc32, v: Self) -> Acc32 {
         // SAFETY: see the note at the top of this impl (AVX-512DQ for the extract).
         unsafe {
@@ -333,12 +370,14 @@ impl Vector for F32x16 {
             ])
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_merge(a: Acc32, b: Acc32) -> Acc32 {
         // SAFETY: an accumulator is made only by `acc_zero`, from a token.
         Acc32(unsafe { [_mm512_add_pd(a.0[0], b.0[0]), _mm512_add_pd(a.0[1], b.0[1])] })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_scale(acc: Acc32, v: Self) -> Acc32 {
         // SAFETY: see the note at the top of this impl (AVX-512DQ for the extract).
         unsafe {
@@ -347,7 +386,8 @@ impl Vector for F32x16 {
             Acc32([_mm512_mul_pd(acc.0[0], lo), _mm512_mul_pd(acc.0[1], hi)])
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_sum(acc: Acc32) -> f64 {
         // SAFETY: an accumulator is made only by `acc_zero`, from a token.
         F64x8::acc_sum(Acc64(unsafe { _mm512_add_pd(acc.0[0], acc.0[1]) }))
@@ -364,38 +404,44 @@ impl Vector for F64x8 {
     // SAFETY (every `unsafe` block below unless it says otherwise): as for
     // `F32x16`, a value of this type proves AVX-512 F/DQ/BW/VL.
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn splat(_: Avx512, x: f64) -> Self {
         // SAFETY: the token proves AVX-512F.
         Self(unsafe { _mm512_set1_pd(x) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn load(_: Avx512, src: &[f64]) -> Self {
         assert!(src.len() >= 8);
         // SAFETY: the token proves AVX-512F; `src` has at least 8 readable elements.
         Self(unsafe { _mm512_loadu_pd(src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn load_partial(_: Avx512, src: &[f64], fill: f64) -> Self {
         let k = first8(src.len());
         // SAFETY: the token proves AVX-512F; the masked load reads only the
         // first `min(src.len(), 8)` lanes.
         Self(unsafe { _mm512_mask_loadu_pd(_mm512_set1_pd(fill), k, src.as_ptr()) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store(self, dst: &mut [f64]) {
         assert!(dst.len() >= 8);
         // SAFETY: the token proves AVX-512F; `dst` has at least 8 writable elements.
         unsafe { _mm512_storeu_pd(dst.as_mut_ptr(), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store_partial(self, dst: &mut [f64]) {
         let k = first8(dst.len());
         // SAFETY: the token proves AVX-512F; the masked store writes only the
         // first `min(dst.len(), 8)` lanes.
         unsafe { _mm512_mask_storeu_pd(dst.as_mut_ptr(), k, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store_stream(self, dst: &mut [f64]) {
         assert!(dst.len() >= 8);
         let p = dst.as_mut_ptr();
@@ -408,115 +454,138 @@ impl Vector for F64x8 {
             unsafe { _mm512_storeu_pd(p, self.0) }
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn stream_fence(_: Avx512) {
         // SAFETY: `sfence` is SSE, part of the x86-64 baseline; it only
         // orders stores.
         unsafe { _mm_sfence() }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn add(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_add_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn sub(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_sub_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mul(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_mul_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn div(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_div_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn recip(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_div_pd(_mm512_set1_pd(1.0), self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mul_add(self, a: Self, b: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_fmadd_pd(self.0, a.0, b.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn neg(self) -> Self {
         // SAFETY: see the note at the top of this impl (AVX-512DQ for the xor).
         Self(unsafe { _mm512_xor_pd(self.0, _mm512_set1_pd(-0.0)) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn abs(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_abs_pd(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn max(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_max_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn min(self, o: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_min_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn round(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_roundscale_pd::<ROUND_NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn lt(self, o: Self) -> M8 {
         // SAFETY: see the note at the top of this impl.
         M8(unsafe { _mm512_cmp_pd_mask::<_CMP_LT_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn le(self, o: Self) -> M8 {
         // SAFETY: see the note at the top of this impl.
         M8(unsafe { _mm512_cmp_pd_mask::<_CMP_LE_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn eq(self, o: Self) -> M8 {
         // SAFETY: see the note at the top of this impl.
         M8(unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn is_nan(self) -> M8 {
         // SAFETY: see the note at the top of this impl.
         M8(unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(self.0, self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn select(m: M8, a: Self, b: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_mask_blend_pd(m.0, b.0, a.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn any(m: M8) -> bool {
         m.0 != 0
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mask_or(a: M8, b: M8) -> M8 {
         M8(a.0 | b.0)
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mask_and(a: M8, b: M8) -> M8 {
         M8(a.0 & b.0)
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn keep_first(self, n: usize) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_maskz_mov_pd(first8(n), self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn ldexp(self, n: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_scalef_pd(self.0, n.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn frexp(self) -> (Self, Self) {
         // SAFETY: see the note at the top of this impl.
         unsafe {
@@ -525,41 +594,49 @@ impl Vector for F64x8 {
             (Self(e), Self(m))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn reduce_max(self) -> f64 {
         // SAFETY: see the note at the top of this impl.
         unsafe { _mm512_reduce_max_pd(self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn reduce_sum(self) -> f64 {
         Self::acc_sum(Acc64(self.0))
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_zero(_: Avx512) -> Acc64 {
         // SAFETY: the token proves AVX-512F.
         Acc64(unsafe { _mm512_setzero_pd() })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add(acc: Acc64, v: Self) -> Acc64 {
         // SAFETY: see the note at the top of this impl.
         Acc64(unsafe { _mm512_add_pd(acc.0, v.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add_sq(acc: Acc64, v: Self) -> Acc64 {
         // SAFETY: see the note at the top of this impl.
         Acc64(unsafe { _mm512_fmadd_pd(v.0, v.0, acc.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_merge(a: Acc64, b: Acc64) -> Acc64 {
         // SAFETY: an accumulator is made only by `acc_zero`, from a token.
         Acc64(unsafe { _mm512_add_pd(a.0, b.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_scale(acc: Acc64, v: Self) -> Acc64 {
         // SAFETY: see the note at the top of this impl.
         Acc64(unsafe { _mm512_mul_pd(acc.0, v.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_sum(acc: Acc64) -> f64 {
         // Fixed order: halves, quarters, pairs.
         // SAFETY: an accumulator is made only by `acc_zero` or from a vector.

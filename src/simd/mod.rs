@@ -18,6 +18,14 @@
 //! every vector method is `#[inline(always)]` and nothing below the
 //! trampoline carries its own `#[target_feature]`.
 //!
+//! Debug builds: with `debug_assertions` on, every such attribute is a plain
+//! `#[inline]` instead. Unoptimized code keeps a stack slot for every value of
+//! every inlined call, and a fully inlined kernel's frame then exceeds the
+//! 8 MiB of a main thread (it reached 8.8 MB for BCE with logits); out of
+//! line, each frame stays under 4 KiB. The intrinsics still run under their
+//! own `#[target_feature]`, so results are the same, only slower; an
+//! optimized build with debug assertions still inlines the small methods.
+//!
 //! Soundness: a backend token (`Avx2Fma`, `Avx512`) can only be obtained from
 //! its `new() -> Option<Self>`, which checks the CPU features; a vector can
 //! only be made from a token (`splat`, `load`, `acc_zero` take one), and a
@@ -172,7 +180,8 @@ pub trait Vector: Copy {
 
 /// A computation written once, generic over the backend.
 ///
-/// Implementations mark `run` `#[inline(always)]` so that it is compiled under
+/// Implementations mark `run` `#[inline(always)]` (in builds without
+/// `debug_assertions`, see the module docs) so that it is compiled under
 /// the `#[target_feature]` trampoline of [`dispatch`].
 pub trait Kernel {
     /// What the kernel returns.
@@ -264,7 +273,8 @@ pub(crate) fn has_avx512() -> bool {
 /// Asks the cache to fetch the line holding `src[i]` (if `i` is past the
 /// end, nothing observable happens): for kernels whose arithmetic is heavy
 /// enough that the hardware prefetcher alone falls behind a memory stream.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 pub(crate) fn prefetch<T>(src: &[T], i: usize) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -317,7 +327,8 @@ mod tests {
     struct Which;
     impl Kernel for Which {
         type Output = Backend;
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn run<S: Simd>(self, _: S) -> Backend {
             S::BACKEND
         }

@@ -50,7 +50,8 @@ pub struct P64(f64x4);
 // rule out with a compare and a blend.
 macro_rules! max_min {
     ($w:ty) => {
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn max(self, o: Self) -> Self {
             #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
             {
@@ -61,7 +62,8 @@ macro_rules! max_min {
                 Self(self.0.simd_gt(o.0).select(self.0, o.0))
             }
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn min(self, o: Self) -> Self {
             #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
             {
@@ -78,101 +80,124 @@ macro_rules! max_min {
 // The methods that read the same for both widths.
 macro_rules! common {
     ($t:ty, $w:ty, $lanes:expr) => {
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn splat(_: Portable, x: $t) -> Self {
             Self(<$w>::splat(x))
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn load(_: Portable, src: &[$t]) -> Self {
             let a: [$t; $lanes] = src[..$lanes].try_into().expect("length checked by slicing");
             Self(<$w>::new(a))
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn load_partial(_: Portable, src: &[$t], fill: $t) -> Self {
             let n = src.len().min($lanes);
             let mut a = [fill; $lanes];
             a[..n].copy_from_slice(&src[..n]);
             Self(<$w>::new(a))
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn store(self, dst: &mut [$t]) {
             dst[..$lanes].copy_from_slice(&self.0.to_array());
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn store_partial(self, dst: &mut [$t]) {
             let n = dst.len().min($lanes);
             dst[..n].copy_from_slice(&self.0.to_array()[..n]);
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn add(self, o: Self) -> Self {
             Self(self.0 + o.0)
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn sub(self, o: Self) -> Self {
             Self(self.0 - o.0)
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn mul(self, o: Self) -> Self {
             Self(self.0 * o.0)
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn div(self, o: Self) -> Self {
             Self(self.0 / o.0)
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn recip(self) -> Self {
             Self(<$w>::splat(1.0) / self.0)
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn mul_add(self, a: Self, b: Self) -> Self {
             Self(self.0.mul_add(a.0, b.0))
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn neg(self) -> Self {
             Self(-self.0)
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn abs(self) -> Self {
             Self(self.0.abs())
         }
         max_min!($w);
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn round(self) -> Self {
             Self(self.0.round_ties_even())
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn lt(self, o: Self) -> $w {
             self.0.simd_lt(o.0)
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn le(self, o: Self) -> $w {
             self.0.simd_le(o.0)
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn eq(self, o: Self) -> $w {
             self.0.simd_eq(o.0)
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn is_nan(self) -> $w {
             self.0.is_nan()
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn select(m: $w, a: Self, b: Self) -> Self {
             Self(m.select(a.0, b.0))
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn any(m: $w) -> bool {
             m.any()
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn mask_or(a: $w, b: $w) -> $w {
             a | b
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn mask_and(a: $w, b: $w) -> $w {
             a & b
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn keep_first(self, n: usize) -> Self {
             if n >= $lanes {
                 return self;
@@ -183,7 +208,8 @@ macro_rules! common {
             }
             Self(<$w>::new(a))
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn reduce_max(self) -> $t {
             let a = self.0.to_array();
             let mut m = a[0];
@@ -192,7 +218,8 @@ macro_rules! common {
             }
             m
         }
-        #[inline(always)]
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
         fn reduce_sum(self) -> f64 {
             self.0.to_array().iter().fold(0.0, |s, &v| s + v as f64)
         }
@@ -208,14 +235,17 @@ impl Vector for P32 {
 
     common!(f32, f32x8, 8);
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store_stream(self, dst: &mut [f32]) {
         self.store(dst);
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn stream_fence(_: Portable) {}
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn ldexp(self, n: Self) -> Self {
         // n = n1 + n2 with both halves in [-126, 127]: the first product is
         // exact, the second rounds once.
@@ -226,7 +256,8 @@ impl Vector for P32 {
         let p2 = f32x8::from_bits((n2 + magic).to_bits() << 23);
         Self(self.0 * p1 * p2)
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn frexp(self) -> (Self, Self) {
         let sub = self.0.simd_lt(f32x8::splat(f32::MIN_POSITIVE));
         let x = sub.select(self.0 * f32x8::splat(16_777_216.0), self.0); // 2^24
@@ -240,36 +271,42 @@ impl Vector for P32 {
         (Self(e), Self(m))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_zero(_: Portable) -> [f64x4; 2] {
         [f64x4::splat(0.0); 2]
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add(acc: [f64x4; 2], v: Self) -> [f64x4; 2] {
         let a = v.0.to_array();
         let lo = f64x4::new([a[0] as f64, a[1] as f64, a[2] as f64, a[3] as f64]);
         let hi = f64x4::new([a[4] as f64, a[5] as f64, a[6] as f64, a[7] as f64]);
         [acc[0] + lo, acc[1] + hi]
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add_sq(acc: [f64x4; 2], v: Self) -> [f64x4; 2] {
         let a = v.0.to_array();
         let lo = f64x4::new([a[0] as f64, a[1] as f64, a[2] as f64, a[3] as f64]);
         let hi = f64x4::new([a[4] as f64, a[5] as f64, a[6] as f64, a[7] as f64]);
         [lo.mul_add(lo, acc[0]), hi.mul_add(hi, acc[1])]
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_merge(a: [f64x4; 2], b: [f64x4; 2]) -> [f64x4; 2] {
         [a[0] + b[0], a[1] + b[1]]
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_scale(acc: [f64x4; 2], v: Self) -> [f64x4; 2] {
         let a = v.0.to_array();
         let lo = f64x4::new([a[0] as f64, a[1] as f64, a[2] as f64, a[3] as f64]);
         let hi = f64x4::new([a[4] as f64, a[5] as f64, a[6] as f64, a[7] as f64]);
         [acc[0] * lo, acc[1] * hi]
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_sum(acc: [f64x4; 2]) -> f64 {
         (acc[0] + acc[1]).to_array().iter().sum()
     }
@@ -284,14 +321,17 @@ impl Vector for P64 {
 
     common!(f64, f64x4, 4);
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn store_stream(self, dst: &mut [f64]) {
         self.store(dst);
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn stream_fence(_: Portable) {}
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn ldexp(self, n: Self) -> Self {
         // n = n1 + n2 with both halves in [-1022, 1023].
         let n1 = (n.0 * f64x4::splat(0.5)).round_ties_even();
@@ -301,7 +341,8 @@ impl Vector for P64 {
         let p2 = f64x4::from_bits((n2 + magic).to_bits() << 52);
         Self(self.0 * p1 * p2)
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn frexp(self) -> (Self, Self) {
         let sub = self.0.simd_lt(f64x4::splat(f64::MIN_POSITIVE));
         let x = sub.select(self.0 * f64x4::splat(18_014_398_509_481_984.0), self.0); // 2^54
@@ -316,27 +357,33 @@ impl Vector for P64 {
         (Self(e), Self(m))
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_zero(_: Portable) -> f64x4 {
         f64x4::splat(0.0)
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add(acc: f64x4, v: Self) -> f64x4 {
         acc + v.0
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_add_sq(acc: f64x4, v: Self) -> f64x4 {
         v.0.mul_add(v.0, acc)
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_merge(a: f64x4, b: f64x4) -> f64x4 {
         a + b
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_scale(acc: f64x4, v: Self) -> f64x4 {
         acc * v.0
     }
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn acc_sum(acc: f64x4) -> f64 {
         acc.to_array().iter().sum()
     }

@@ -30,71 +30,87 @@ macro_rules! scalar_vector {
             type Acc = f64;
             const LANES: usize = 1;
 
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn splat(_: Scalar, x: $t) -> Self {
                 $name(x)
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn load(_: Scalar, src: &[$t]) -> Self {
                 $name(src[0])
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn load_partial(_: Scalar, src: &[$t], fill: $t) -> Self {
                 $name(src.first().copied().unwrap_or(fill))
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn store(self, dst: &mut [$t]) {
                 dst[0] = self.0;
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn store_partial(self, dst: &mut [$t]) {
                 if let Some(d) = dst.first_mut() {
                     *d = self.0;
                 }
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn add(self, o: Self) -> Self {
                 $name(self.0 + o.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn sub(self, o: Self) -> Self {
                 $name(self.0 - o.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn mul(self, o: Self) -> Self {
                 $name(self.0 * o.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn div(self, o: Self) -> Self {
                 $name(self.0 / o.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn recip(self) -> Self {
                 $name(1.0 / self.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn mul_add(self, a: Self, b: Self) -> Self {
                 // Plain multiply-add: the scalar baseline is what a hand loop does
                 // without FMA hardware (a software `fma` call would be far slower).
                 $name(self.0 * a.0 + b.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn neg(self) -> Self {
                 $name(-self.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn abs(self) -> Self {
                 $name(self.0.abs())
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn max(self, o: Self) -> Self {
                 $name(if self.0 > o.0 { self.0 } else { o.0 })
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn min(self, o: Self) -> Self {
                 $name(if self.0 < o.0 { self.0 } else { o.0 })
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn round(self) -> Self {
                 // `round_ties_even` is a libm call without SSE4.1 (a default
                 // x86-64 build): add and subtract 1.5·2^mant instead, exact in
@@ -107,23 +123,28 @@ macro_rules! scalar_vector {
                     $name(self.0)
                 }
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn lt(self, o: Self) -> bool {
                 self.0 < o.0
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn le(self, o: Self) -> bool {
                 self.0 <= o.0
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn eq(self, o: Self) -> bool {
                 self.0 == o.0
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn is_nan(self) -> bool {
                 self.0.is_nan()
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn select(m: bool, a: Self, b: Self) -> Self {
                 if m {
                     a
@@ -131,19 +152,23 @@ macro_rules! scalar_vector {
                     b
                 }
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn any(m: bool) -> bool {
                 m
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn mask_or(a: bool, b: bool) -> bool {
                 a | b
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn mask_and(a: bool, b: bool) -> bool {
                 a & b
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn keep_first(self, n: usize) -> Self {
                 if n >= 1 {
                     self
@@ -151,7 +176,8 @@ macro_rules! scalar_vector {
                     $name(0.0)
                 }
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn ldexp(self, n: Self) -> Self {
                 // 2^n as 2^n1 * 2^n2 with both halves normal: the first
                 // product is exact for |self| in [0.5, 2), the second rounds once.
@@ -165,7 +191,8 @@ macro_rules! scalar_vector {
                     <$t>::from_bits((((n2 as i64 + $bias).clamp(1, 2 * $bias)) as $bits) << $mant);
                 $name(self.0 * p1 * p2)
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn frexp(self) -> (Self, Self) {
                 // Subnormals are first scaled into the normal range by 2^(mant + 1).
                 let sub = self.0 < <$t>::MIN_POSITIVE;
@@ -180,42 +207,52 @@ macro_rules! scalar_vector {
                 let m = <$t>::from_bits((bits & ((1 << $mant) - 1)) | (($bias as $bits) << $mant));
                 ($name(e as $t), $name(m))
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn reduce_max(self) -> $t {
                 self.0
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn reduce_sum(self) -> f64 {
                 self.0 as f64
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn acc_zero(_: Scalar) -> f64 {
                 0.0
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn acc_add(acc: f64, v: Self) -> f64 {
                 acc + v.0 as f64
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn acc_add_sq(acc: f64, v: Self) -> f64 {
                 let w = v.0 as f64;
                 acc + w * w
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn acc_merge(a: f64, b: f64) -> f64 {
                 a + b
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn acc_scale(acc: f64, v: Self) -> f64 {
                 acc * v.0 as f64
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn store_stream(self, dst: &mut [$t]) {
                 self.store(dst);
             }
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn stream_fence(_: Scalar) {}
-            #[inline(always)]
+            #[cfg_attr(not(debug_assertions), inline(always))]
+            #[cfg_attr(debug_assertions, inline)]
             fn acc_sum(acc: f64) -> f64 {
                 acc
             }
