@@ -459,6 +459,128 @@ pub(crate) fn excess<S: Simd, T: Float>(
     }
 }
 
+/// Pass 1 of a labelled row's loss + gradient, keeping its exponentials:
+/// with `M` the exact maximum of the segments (the off-target classes),
+/// writes `e^{z_c - M}` into `dst` at each segment's classes (`dst` is the
+/// row's gradient, `ranges` where the segments sit in it) and returns
+/// `(M, Σ e^{z_c - M})` as pass 1 would. [`pass2_stored`] then turns the
+/// stored values into the gradient in place, so the row costs one `exp` per
+/// class instead of two. Returns `None`, having written nothing, when `M`
+/// is not finite (an all `-inf` or `+inf` row: pass 1 decides those).
+/// Without a softcap only.
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+pub(crate) fn pass1_store<S: Simd, T: Float>(
+    s: S,
+    row: &[T],
+    ranges: &[(usize, usize)],
+    mut dst: Option<&mut [T]>,
+) -> Option<RowStats> {
+    type V<S, T> = <T as Float>::Vec<S>;
+    let lanes = V::<S, T>::LANES;
+    let ninf = T::from_f64(f64::NEG_INFINITY);
+    // The exact maximum: a read of the row (from memory); the sweep below
+    // reads it again from the cache.
+    let mut mv = V::<S, T>::splat(s, ninf);
+    for &(lo, hi) in ranges {
+        let z = &row[lo..hi];
+        let mut i = 0;
+        while i < z.len() {
+            mv = mv.max(load_at(s, z, i, ninf));
+            i += lanes;
+        }
+    }
+    let m = mv.reduce_max();
+    if !m.to_f64().is_finite() {
+        return None;
+    }
+    let origin = V::<S, T>::splat(s, m);
+    let zero = V::<S, T>::splat(s, T::ZERO);
+    let mut sum = zero;
+    let mut acc = V::<S, T>::acc_zero(s);
+    let mut count = 0;
+    for &(lo, hi) in ranges {
+        let z = &row[lo..hi];
+        let mut d = dst.as_deref_mut().map(|d| &mut d[lo..hi]);
+        let n = z.len();
+        let mut i = 0;
+        while i + lanes <= n {
+            let e = math::exp(s, V::<S, T>::load(s, &z[i..]).sub(origin));
+            if let Some(d) = d.as_deref_mut() {
+                e.store(&mut d[i..]);
+            }
+            sum = sum.add(e);
+            i += lanes;
+            count += 1;
+            if count == FLUSH_VECTORS {
+                acc = V::<S, T>::acc_add(acc, sum);
+                (sum, count) = (zero, 0);
+            }
+        }
+        if i < n {
+            let x: V<S, T> = V::<S, T>::load_partial(s, &z[i..], ninf);
+            let e = math::exp(s, x.sub(origin));
+            if let Some(d) = d {
+                e.store_partial(&mut d[i..]);
+            }
+            sum = sum.add(e);
+        }
+    }
+    acc = V::<S, T>::acc_add(acc, sum);
+    Some(RowStats {
+        m: m.to_f64(),
+        s: V::<S, T>::acc_sum(acc),
+        ..RowStats::EMPTY
+    })
+}
+
+/// Pass 2 over a row whose exponentials `e_c = e^{z_c - M}` [`pass1_store`]
+/// left in `out`: writes `scale·e_c - b0·w_c` in place, with
+/// `scale = α e^{M - lse}` (so `scale·e_c = α p_c`), then the target class's
+/// value. Labelled rows without a softcap only (`b1 = 0`).
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+pub(crate) fn pass2_stored<S: Simd, T: Float>(
+    s: S,
+    w: Option<&[T]>,
+    scale: T,
+    b0: T,
+    target: usize,
+    target_value: T,
+    out: &mut [T],
+) {
+    type V<S, T> = <T as Float>::Vec<S>;
+    let lanes = V::<S, T>::LANES;
+    let n = out.len();
+    let scale = V::<S, T>::splat(s, scale);
+    let b0 = V::<S, T>::splat(s, b0);
+    let mut i = 0;
+    macro_rules! value {
+        ($e:expr, $i:expr) => {{
+            let e: V<S, T> = $e;
+            match w {
+                None => scale.mul_add(e, b0.neg()),
+                Some(w) => {
+                    let wv: V<S, T> = load_at(s, w, $i, T::ZERO);
+                    scale.mul_add(e, wv.mul(b0).neg())
+                }
+            }
+        }};
+    }
+    while i + lanes <= n {
+        let v = value!(V::<S, T>::load(s, &out[i..]), i);
+        v.store(&mut out[i..]);
+        i += lanes;
+    }
+    if i < n {
+        let v = value!(V::<S, T>::load_partial(s, &out[i..], T::ZERO), i);
+        v.store_partial(&mut out[i..]);
+    }
+    if let Some(o) = out.get_mut(target) {
+        *o = target_value;
+    }
+}
+
 /// What pass 2 writes for each class.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Write {

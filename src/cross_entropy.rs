@@ -15,8 +15,8 @@
 //! Gemma 2's logit softcap (`z = s · tanh(x / s)`).
 
 use crate::ce_kernels::{
-    ln_sum, pass2_segment, rebase, shift_origin, sigmoid, softplus, sweep, Cap, Dense, Pass2,
-    Pass2Kernel, RowStats, Segment, Sweep, SweepKernel, Write,
+    ln_sum, pass1_store, pass2_segment, pass2_stored, rebase, shift_origin, sigmoid, softplus,
+    sweep, Cap, Dense, Pass2, Pass2Kernel, RowStats, Segment, Sweep, SweepKernel, Write,
 };
 use crate::error::check_len;
 use crate::options::{check_non_negative, divide_gradient, Common};
@@ -32,6 +32,9 @@ const PARALLEL_MIN: usize = 1 << 16;
 /// Rows longer than this are themselves split into column blocks of this
 /// many classes, merged with the [`LogSumExp`] state.
 const COL_LEAF: usize = 1 << 15;
+/// Rows of at most this many bytes get their log-sum-exp in two reads (the
+/// exact maximum, then the exponentials), longer ones in one (online).
+const TWO_PASS_BYTES: usize = 16 << 10;
 
 /// Softmax cross entropy over the last axis, PyTorch's `cross_entropy`.
 ///
@@ -963,28 +966,70 @@ fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) ->
     let mut out = job.out;
     let grad = !matches!(out, RowsOut::None | RowsOut::PerRow(_));
     let mut sum = 0.0;
+    // Labelled rows' loss + gradient without a softcap keep pass 1's
+    // exponentials in the gradient row (one `exp` a class, not two), unless
+    // the output is streamed past the caches.
+    let keep_exp = cap.is_none() && !cfg.stream && matches!(job.targets, Targets::Labels(_));
+    // Rows that stay in the L1 cache: the exact maximum first, then the
+    // exponentials (measured 1.2 against 1.6 ms for 4096 × 1000 `f32`); a
+    // longer row is read once, with the online maximum.
+    let two_pass = c * core::mem::size_of::<T>() <= TWO_PASS_BYTES;
     for (r, row) in job.logits.chunks_exact(c).enumerate() {
         let target = row_target(cfg, &job.targets, r);
-        let plan = cfg.plan_row(
-            row,
-            target,
-            grad,
-            #[cfg_attr(not(debug_assertions), inline(always))]
-            #[cfg_attr(debug_assertions, inline)]
-            |ranges, t, kind| {
-                let seg = |(lo, hi): (usize, usize)| Segment {
-                    z: &row[lo..hi],
-                    w: w.map(|w| &w[lo..hi]),
-                    t: t.map(|t| t.slice(lo, hi)),
-                };
-                match *ranges {
-                    [a] => sweep::<S, T>(s, &[seg(a)], cap, kind),
-                    [a, b] => sweep::<S, T>(s, &[seg(a), seg(b)], cap, kind),
-                    _ => RowStats::EMPTY,
-                }
-            },
-        );
+        // The origin `M` of the exponentials stored in the gradient row.
+        let mut stored: Option<f64> = None;
+        let plan = {
+            let mut dst = match &mut out {
+                RowsOut::Grad(g) if keep_exp => Some(&mut g[r * c..(r + 1) * c]),
+                _ => None,
+            };
+            cfg.plan_row(
+                row,
+                target,
+                grad,
+                #[cfg_attr(not(debug_assertions), inline(always))]
+                #[cfg_attr(debug_assertions, inline)]
+                |ranges, t, kind| {
+                    if let (Sweep::Lse, None, None, true) =
+                        (kind, cap, stored, two_pass || dst.is_some())
+                    {
+                        let keep = dst.is_some();
+                        if let Some(st) = pass1_store::<S, T>(s, row, ranges, dst.as_deref_mut()) {
+                            if keep {
+                                stored = Some(st.m);
+                            }
+                            return st;
+                        }
+                    }
+                    let seg = |(lo, hi): (usize, usize)| Segment {
+                        z: &row[lo..hi],
+                        w: w.map(|w| &w[lo..hi]),
+                        t: t.map(|t| t.slice(lo, hi)),
+                    };
+                    match *ranges {
+                        [a] => sweep::<S, T>(s, &[seg(a)], cap, kind),
+                        [a, b] => sweep::<S, T>(s, &[seg(a), seg(b)], cap, kind),
+                        _ => RowStats::EMPTY,
+                    }
+                },
+            )
+        };
         sum += plan.loss;
+        if let (Some(origin), RowsOut::Grad(g), RowTarget::Label(_)) = (stored, &mut out, target) {
+            let (t, value) = plan.target_grad.unwrap_or((usize::MAX, 0.0));
+            // α p_c = α e^{z_c - lse} = (α e^{M - lse}) e^{z_c - M}.
+            let scale = plan.alpha * ((origin - plan.m) - plan.ln_s).exp();
+            pass2_stored::<S, T>(
+                s,
+                w,
+                T::from_f64(scale),
+                T::from_f64(plan.b0),
+                t,
+                T::from_f64(value),
+                &mut g[r * c..(r + 1) * c],
+            );
+            continue;
+        }
         finish_row(
             &plan,
             target,
