@@ -621,3 +621,45 @@ fn weighted_gradient_with_subnormal_weight_and_tiny_divide_by() {
     }
 }
 
+/// Session 3 (`bce_logits`, seed 1): weights are not validated, and the
+/// weighted term `w (coef |x|)` picked the factor `|x|` meets first by
+/// comparing `|coef| < w` without the magnitude of `w`: for a negative
+/// weight `|x|` met `w` first, `2.7e11 · -7.9e27` overflowed `f32` to
+/// `-inf`, and `-inf · coef` with `coef = 1 - y = 0` gave NaN where the
+/// oracle gives `-0`.
+#[test]
+fn bce_logits_negative_weight_and_zero_coefficient() {
+    let x = [265_686_040_000.0_f32, -328_460_700_000.0];
+    let y = [1.0_f32, 0.0];
+    let w = [-7.873_535e27_f32, -7.873_535e27];
+    let pw = [0.980_483_7_f32];
+    let widen = |v: &[f32]| v.iter().map(|&e| f64::from(e)).collect::<Vec<f64>>();
+    let want = reference::binary_cross_entropy_with_logits(
+        &widen(&x),
+        &widen(&y),
+        Some(&widen(&w)),
+        Some(&widen(&pw)),
+        Reduction::Sum,
+        loss_kernels::EmptyMean::Nan,
+    )
+    .unwrap();
+    assert_eq!(want.per_element, vec![0.0, 0.0]);
+    for b in backends() {
+        let l = BinaryCrossEntropyWithLogits::new()
+            .weight(&w)
+            .pos_weight(&pw)
+            .backend(b);
+        let mut out = [f32::NAN; 2];
+        l.per_element(&x, &y, &mut out).unwrap();
+        assert_eq!(out, [0.0, 0.0], "{b:?} per_element");
+        // Without pos_weight the same selection is made.
+        let mut out = [f32::NAN; 2];
+        BinaryCrossEntropyWithLogits::new()
+            .weight(&w)
+            .backend(b)
+            .per_element(&x, &y, &mut out)
+            .unwrap();
+        assert_eq!(out, [0.0, 0.0], "{b:?} per_element without pos_weight");
+        assert_eq!(l.reduction(Reduction::Sum).loss(&x, &y).unwrap(), 0.0);
+    }
+}
