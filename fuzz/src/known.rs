@@ -58,7 +58,11 @@ pub const GRAD_COEF_OVERFLOW: bool = true;
 /// weighted smoothing sum) overflows first; and a result beyond `T::MAX`
 /// may be NaN rather than `±inf` (overflowed parts of opposite signs, e.g.
 /// dense targets outside `[0, 1]`). When set, [`crate::check::close`]
-/// accepts those.
+/// accepts those, and a dense cross-entropy row whose oracle value is `±inf`
+/// (a `-inf` logit with a nonzero target) while the finite parts of the
+/// kernel's grouping exceed `T::MAX` may be NaN (`parts_overflow` in
+/// `src/ce.rs`; session 3, `ce_dense` f32 at seed 1: row 2 NaN for `+inf`,
+/// targets up to ±1e35 against logits of 1e30).
 pub const NEAR_OVERFLOW: bool = true;
 
 /// Finding 13 (fixed; session 2, `bce`;
