@@ -15,7 +15,9 @@
 use crate::elementwise::{self, ElementwiseJob, Kind};
 use crate::error::check_len;
 use crate::kernels::{Operand, Out};
-use crate::options::{check_non_negative, divide_gradient, Common, Plan};
+use crate::options::{
+    check_non_negative, divide_gradient, weight_and_divide_gradient, Common, Plan,
+};
 use crate::{Backend, EmptyMean, Float, LossError, Partial, Reduction};
 
 macro_rules! common_setters {
@@ -77,10 +79,37 @@ macro_rules! common_methods {
             check_len("grad", input.len(), grad.len())?;
             let plan = self.plan(input, target)?;
             let (kernel_scale, divisor) = plan.kernel_grad_scale::<T>();
+            if let (Some(w), Some(d)) = (self.weight, divisor) {
+                if d != 0.0 {
+                    return self.weighted_tiny_divide_by(input, target, w, grad);
+                }
+            }
             let scale = T::from_f64(kernel_scale);
             let (job, plan) = self.prepare(input, target, Out::Grad(&mut *grad, scale))?;
             let loss = elementwise::run(job, &plan)?;
             divide_gradient(grad, divisor);
+            Ok(loss)
+        }
+
+        /// `loss_grad` for weights with a tiny [`Reduction::DivideBy`] (beyond
+        /// the kernel's gradient scale, see `Plan::kernel_grad_scale`), a rare
+        /// path: the loss from the weighted kernel, the gradient from the
+        /// unweighted one with a unit scale, then `w_i g_i / d` in `f64`
+        /// ([`weight_and_divide_gradient`]), so that a subnormal weight times
+        /// a term does not underflow before `1 / d` applies (finding 13).
+        fn weighted_tiny_divide_by(
+            &self,
+            input: &[T],
+            target: &[T],
+            weight: &[T],
+            grad: &mut [T],
+        ) -> Result<T, LossError> {
+            let (job, plan) = self.prepare(input, target, Out::None)?;
+            let loss = elementwise::run(job, &plan)?;
+            let (mut job, plan) = self.prepare(input, target, Out::Grad(&mut *grad, T::ONE))?;
+            job.weight = Operand::Splat(T::ONE);
+            elementwise::run_sum(job)?;
+            weight_and_divide_gradient(grad, weight, plan.denominator);
             Ok(loss)
         }
 

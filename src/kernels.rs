@@ -703,7 +703,9 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
                 // brings it down), the larger first otherwise. (coef · w)
                 // first underflowed for a subnormal w (then times 1e38:
                 // 60% off), (coef · |x|) first overflowed for huge pw.
-                let coef_smaller = coef.abs().lt(w);
+                // Magnitudes: weights are not validated (a negative w
+                // compared as is made |x| meet it first: -inf · 0 = NaN).
+                let coef_smaller = coef.abs().lt(w.abs());
                 let small = V::<S, T>::select(coef_smaller, coef, w);
                 let big = V::<S, T>::select(coef_smaller, w, coef);
                 let x_big = one.le(ax);

@@ -314,6 +314,44 @@ pub(crate) fn divide_gradient<T: crate::Float>(grad: &mut [T], divisor: Option<f
     }
 }
 
+/// For a tiny [`Reduction::DivideBy`] (`divisor` is `Some(d)` with
+/// `d > 0`, see [`Plan::kernel_grad_scale`]) with per-element weights: the
+/// gradient `grad` holds the unweighted, unscaled terms `g_i`, and this
+/// writes `w_i g_i / denominator`, formed in `f64` in an order that cannot
+/// underflow or overflow when the result fits (see [`weighted_quotient`]).
+/// A weighted term `w_i g_i` formed in `T` first underflows for a subnormal
+/// `w_i` (finding 13), and the kernel's scale (2^60 in `f32`) cannot bring
+/// back what `1 / denominator` (up to 1e300 and beyond) would.
+pub(crate) fn weight_and_divide_gradient<T: crate::Float>(
+    grad: &mut [T],
+    weight: &[T],
+    denominator: f64,
+) {
+    for (g, &w) in grad.iter_mut().zip(weight) {
+        *g = T::from_f64(weighted_quotient(g.to_f64(), w.to_f64(), denominator));
+    }
+}
+
+/// `g w / d` for `0 < d < 1` (a tiny denominator), without an intermediate
+/// underflow or overflow when the result is representable: `(g w) / d` when
+/// `g w` is a normal number (or 0, ±inf, NaN as the exact product would be;
+/// `/ d` only makes it larger), else (`g w` underflowed) `g (w / d)` or, if
+/// `w / d` overflows, `(g / d) w`, which then fits (`g < 2^-1074 / w` and
+/// `w > f64::MAX d` give `g / d < 2^50`). For `f32` inputs `g w` is exact
+/// and never underflows `f64`, so this is one rounding.
+pub(crate) fn weighted_quotient(g: f64, w: f64, d: f64) -> f64 {
+    let gw = g * w;
+    if gw.abs() >= f64::MIN_POSITIVE || !gw.is_finite() || g == 0.0 || w == 0.0 {
+        return gw / d;
+    }
+    let wd = w / d;
+    if wd.is_finite() {
+        g * wd
+    } else {
+        (g / d) * w
+    }
+}
+
 impl Common {
     /// Validates the reduction alone (so that option errors come before
     /// value errors, whatever the denominator turns out to be).

@@ -518,3 +518,148 @@ fn bce_logits_subnormal_weight_times_huge_logit() {
         }
     }
 }
+
+/// Finding 13 (session 2, `bce`): with weights and a `Reduction::DivideBy(d)`
+/// whose `1 / d` exceeds the kernel's gradient scale (2^60 in `f32`, 2^500
+/// in `f64`), the weighted term `w (p - y) / (p (1 - p))` was formed in `T`
+/// before the scale: with a subnormal `w` it underflowed to 0 (or kept a
+/// few bits) where the true `w g / d` is large. The weights and `1 / d` are
+/// now applied together in `f64`, in an order that cannot underflow.
+#[test]
+fn weighted_gradient_with_subnormal_weight_and_tiny_divide_by() {
+    let half_up = f32::from_bits(0.5_f32.to_bits() + 1); // 0.5 + 2^-24
+    let w = [f32::from_bits(1), f32::from_bits(1), 1.0, f32::from_bits(7)];
+    let p = [0.5_f32, 0.25, 0.5, 0.75];
+    let y = [half_up, 0.75, 0.5, 0.0];
+    let w64: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
+    let p64: Vec<f64> = p.iter().map(|&v| f64::from(v)).collect();
+    let y64: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+    // 1e-60: every element finite in f32 (-3.3e8 for the first, which was
+    // 0); 1e-300: the nonzero ones are -inf / +inf in f32.
+    for d in [1e-60, 1e-300] {
+        let r = Reduction::DivideBy(d);
+        let nan = loss_kernels::EmptyMean::Nan;
+        let want = reference::binary_cross_entropy(&p64, &y64, Some(&w64), r, nan).unwrap();
+        // Logits 0 (sigmoid 0.5, exact): terms -2^-25, -0.25, 0, 0.5.
+        let x = [0.0_f32; 4];
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let want_l =
+            reference::binary_cross_entropy_with_logits(&x64, &y64, Some(&w64), None, r, nan)
+                .unwrap();
+        assert!(want.grad[0] < -3e8, "{d:e}: oracle {:?}", want.grad);
+        for b in backends() {
+            let mut g = [0.0_f32; 4];
+            BinaryCrossEntropy::new()
+                .weight(&w)
+                .reduction(r)
+                .backend(b)
+                .loss_grad(&p, &y, &mut g)
+                .unwrap();
+            let mut gl = [0.0_f32; 4];
+            BinaryCrossEntropyWithLogits::new()
+                .weight(&w)
+                .reduction(r)
+                .backend(b)
+                .loss_grad(&x, &y, &mut gl)
+                .unwrap();
+            for (what, got, want) in [("bce", g, &want.grad), ("logits", gl, &want_l.grad)] {
+                for (i, (&got, &exact)) in got.iter().zip(want.iter()).enumerate() {
+                    let exact32 = exact as f32;
+                    let ok = if exact32.is_finite() {
+                        (f64::from(got) - exact).abs() <= 1e-5 * exact.abs()
+                    } else {
+                        got == exact32
+                    };
+                    assert!(
+                        ok,
+                        "{b:?} {what} d={d:e} [{i}]: {got:e} vs oracle {exact:e}"
+                    );
+                }
+            }
+        }
+    }
+
+    // f64: a weight of 2^-1074 and a term of -2^-51 give 2^-1125 before the
+    // division by 1e-300, below f64's range (the oracle's own product
+    // underflows too); the oracle with the weight and divisor both scaled
+    // by 2^600 (exactly) gives the true value, -2.2e-39.
+    let half_up = f64::from_bits(0.5_f64.to_bits() + 1); // 0.5 + 2^-53
+    let (p, y, w) = (
+        [0.5_f64, 0.25],
+        [half_up, 0.75],
+        [f64::from_bits(1), 1e-310],
+    );
+    let k = 2f64.powi(600);
+    let w_scaled: Vec<f64> = w.iter().map(|&v| v * k).collect();
+    let want = reference::binary_cross_entropy(
+        &p,
+        &y,
+        Some(&w_scaled),
+        Reduction::DivideBy(1e-300 * k),
+        loss_kernels::EmptyMean::Nan,
+    )
+    .unwrap();
+    assert!(
+        want.grad[0] < -2e-39 && want.grad[0] > -3e-39,
+        "{:?}",
+        want.grad
+    );
+    for b in backends() {
+        let mut g = [0.0_f64; 2];
+        BinaryCrossEntropy::new()
+            .weight(&w)
+            .reduction(Reduction::DivideBy(1e-300))
+            .backend(b)
+            .loss_grad(&p, &y, &mut g)
+            .unwrap();
+        for (i, (&got, &exact)) in g.iter().zip(&want.grad).enumerate() {
+            assert!(
+                (got - exact).abs() <= 1e-12 * exact.abs(),
+                "{b:?} f64 [{i}]: {got:e} vs {exact:e}"
+            );
+        }
+    }
+}
+
+/// Session 3 (`bce_logits`, seed 1): weights are not validated, and the
+/// weighted term `w (coef |x|)` picked the factor `|x|` meets first by
+/// comparing `|coef| < w` without the magnitude of `w`: for a negative
+/// weight `|x|` met `w` first, `2.7e11 · -7.9e27` overflowed `f32` to
+/// `-inf`, and `-inf · coef` with `coef = 1 - y = 0` gave NaN where the
+/// oracle gives `-0`.
+#[test]
+fn bce_logits_negative_weight_and_zero_coefficient() {
+    let x = [265_686_040_000.0_f32, -328_460_700_000.0];
+    let y = [1.0_f32, 0.0];
+    let w = [-7.873_535e27_f32, -7.873_535e27];
+    let pw = [0.980_483_7_f32];
+    let widen = |v: &[f32]| v.iter().map(|&e| f64::from(e)).collect::<Vec<f64>>();
+    let want = reference::binary_cross_entropy_with_logits(
+        &widen(&x),
+        &widen(&y),
+        Some(&widen(&w)),
+        Some(&widen(&pw)),
+        Reduction::Sum,
+        loss_kernels::EmptyMean::Nan,
+    )
+    .unwrap();
+    assert_eq!(want.per_element, vec![0.0, 0.0]);
+    for b in backends() {
+        let l = BinaryCrossEntropyWithLogits::new()
+            .weight(&w)
+            .pos_weight(&pw)
+            .backend(b);
+        let mut out = [f32::NAN; 2];
+        l.per_element(&x, &y, &mut out).unwrap();
+        assert_eq!(out, [0.0, 0.0], "{b:?} per_element");
+        // Without pos_weight the same selection is made.
+        let mut out = [f32::NAN; 2];
+        BinaryCrossEntropyWithLogits::new()
+            .weight(&w)
+            .backend(b)
+            .per_element(&x, &y, &mut out)
+            .unwrap();
+        assert_eq!(out, [0.0, 0.0], "{b:?} per_element without pos_weight");
+        assert_eq!(l.reduction(Reduction::Sum).loss(&x, &y).unwrap(), 0.0);
+    }
+}

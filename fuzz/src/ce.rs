@@ -287,6 +287,14 @@ struct RowTol {
     /// 2 λ |lse|`, or `Σ |w t'| + 2 λ |lse|`) before the reduction's scale;
     /// see [`crate::known::GRAD_COEF_OVERFLOW`].
     coef: f64,
+    /// A dense row whose finite parts of the kernel's grouping
+    /// `lse Σ w t' - Σ w t' z` (over the classes with a finite logit) exceed
+    /// `T::MAX`: where the oracle's row is `±inf` (a `-inf` logit with a
+    /// nonzero target), the kernel may add that `±inf` to an overflowed part
+    /// of the other sign and give NaN, the documented limit of
+    /// [`crate::known::NEAR_OVERFLOW`] ("a result beyond `T::MAX` may be NaN
+    /// rather than `±inf`"), so only non-finiteness is compared there.
+    parts_overflow: bool,
 }
 
 /// `(z, dz)` after the softcap, in `f64`.
@@ -336,6 +344,7 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
             loss: fl,
             grad: vec![fl; classes],
             coef: 0.0,
+            parts_overflow: false,
         },
         RowTarget::Label(y) => {
             let wy = w[y];
@@ -372,7 +381,12 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
                         + fl * (1.0 + coef)
                 })
                 .collect();
-            RowTol { loss, grad, coef }
+            RowTol {
+                loss,
+                grad,
+                coef,
+                parts_overflow: false,
+            }
         }
         RowTarget::Dense(t) => {
             let wt: Vec<f64> = w
@@ -421,7 +435,22 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
                         + fl * (1.0 + coef)
                 })
                 .collect();
-            RowTol { loss, grad, coef }
+            let (mut a_sum, mut az_sum) = (0.0, 0.0);
+            for (a, zc) in wt_mag.iter().zip(&z) {
+                if zc.is_finite() && *a != 0.0 {
+                    a_sum += a.abs();
+                    az_sum += (a * zc).abs();
+                }
+            }
+            let parts_overflow = crate::known::NEAR_OVERFLOW
+                && lse.is_finite()
+                && (tol::overflows_t::<T>(a_sum * lse) || tol::overflows_t::<T>(az_sum));
+            RowTol {
+                loss,
+                grad,
+                coef,
+                parts_overflow,
+            }
         }
     }
 }
@@ -578,6 +607,12 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
                     .is_some_and(|t| t.iter().any(|v| v.to_f64().is_infinite()))
             })
         })
+        .collect();
+    // ... and rows whose finite parts overflow T (see `RowTol::parts_overflow`).
+    let inf_rows: Vec<bool> = inf_rows
+        .iter()
+        .enumerate()
+        .map(|(r, &b)| b || tols.as_ref().is_some_and(|t| t[r].parts_overflow))
         .collect();
     let any_inf_row = inf_rows.iter().any(|&b| b);
     // Rows whose f64 logits span more than f64::MAX (|x| > MAX / 4, no
