@@ -727,11 +727,13 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
             } else {
                 l
             };
-            // (1 - y) σ(x) - pw y σ(-x), with σ(±|x|) from the same reciprocal.
-            let sig_small = lg.e.mul(lg.inv); // σ(-|x|)
-            let sig_x = V::<S, T>::select(neg, sig_small, lg.inv);
-            let sig_neg_x = V::<S, T>::select(neg, lg.inv, sig_small);
-            let d = one_minus_y.mul_add(sig_x, pw_y.mul(sig_neg_x).neg());
+            // (1 - y) σ(x) - pw y σ(-x) with σ(|x|) = inv, σ(-|x|) = e·inv:
+            // inv·((1 - y) - pw y·e) for x >= 0, inv·((1 - y)·e - pw y) for
+            // x < 0, i.e. inv·(a·e + b), one rounding before the product.
+            let neg_pw_y = pw_y.neg();
+            let a = V::<S, T>::select(neg, one_minus_y, neg_pw_y);
+            let b = V::<S, T>::select(neg, neg_pw_y, one_minus_y);
+            let d = a.mul_add(lg.e, b).mul(lg.inv);
             if W::IS_ONE {
                 (l, d)
             } else {
