@@ -107,6 +107,7 @@ impl Vector for F32x8 {
     type Mask = M32;
     type Acc = Acc32;
     const LANES: usize = 8;
+    const FUSED: bool = true;
 
     // SAFETY (every `unsafe` block below unless it says otherwise): a value of
     // this type exists only if an `Avx2Fma` token was created, i.e. the CPU has
@@ -423,6 +424,7 @@ impl Vector for F64x4 {
     type Mask = M64;
     type Acc = Acc64;
     const LANES: usize = 4;
+    const FUSED: bool = true;
 
     // SAFETY (every `unsafe` block below unless it says otherwise): as for
     // `F32x8`, a value of this type proves AVX2 and FMA.

@@ -123,6 +123,7 @@ impl Vector for F32x16 {
     type Mask = M16;
     type Acc = Acc32;
     const LANES: usize = 16;
+    const FUSED: bool = true;
 
     // SAFETY (every `unsafe` block below unless it says otherwise): a value of
     // this type exists only if an `Avx512` token was created, i.e. the CPU has
@@ -221,6 +222,13 @@ impl Vector for F32x16 {
             let e = _mm512_fnmadd_ps(self.0, r0, _mm512_set1_ps(1.0));
             Self(_mm512_fmadd_ps(r0, e, r0))
         }
+    }
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn recip_approx(self) -> Self {
+        // `vrcp14ps`: relative error below 2^-14.
+        // SAFETY: see the note at the top of this impl.
+        Self(unsafe { _mm512_rcp14_ps(self.0) })
     }
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
@@ -400,6 +408,7 @@ impl Vector for F64x8 {
     type Mask = M8;
     type Acc = Acc64;
     const LANES: usize = 8;
+    const FUSED: bool = true;
 
     // SAFETY (every `unsafe` block below unless it says otherwise): as for
     // `F32x16`, a value of this type proves AVX-512 F/DQ/BW/VL.

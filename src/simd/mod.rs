@@ -112,6 +112,16 @@ pub trait Vector: Copy {
     /// and one Newton–Raphson step, which outruns the divider); NaN for
     /// NaN; other inputs (zero, infinities) unspecified.
     fn recip(self) -> Self;
+    /// `1 / self` with relative error below `2^-14`, for `self` in `[1, 2]`
+    /// (a seed for one Newton–Raphson step that the caller forms itself;
+    /// AVX-512 `f32`: `vrcp14ps` alone). The default is [`Vector::recip`].
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn recip_approx(self) -> Self {
+        self.recip()
+    }
+    /// Whether [`Vector::mul_add`] rounds once (a fused multiply-add).
+    const FUSED: bool = false;
     /// `self * a + b`, fused where the backend has FMA.
     fn mul_add(self, a: Self, b: Self) -> Self;
     /// `-self`

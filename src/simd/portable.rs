@@ -232,6 +232,11 @@ impl Vector for P32 {
     type Mask = f32x8;
     type Acc = [f64x4; 2];
     const LANES: usize = 8;
+    // `wide`'s `mul_add` is fused with FMA (x86) or NEON (aarch64).
+    const FUSED: bool = cfg!(any(
+        target_feature = "fma",
+        all(target_arch = "aarch64", target_feature = "neon")
+    ));
 
     common!(f32, f32x8, 8);
 
@@ -318,6 +323,11 @@ impl Vector for P64 {
     type Mask = f64x4;
     type Acc = f64x4;
     const LANES: usize = 4;
+    // `wide`'s `mul_add` is fused with FMA (x86) or NEON (aarch64).
+    const FUSED: bool = cfg!(any(
+        target_feature = "fma",
+        all(target_arch = "aarch64", target_feature = "neon")
+    ));
 
     common!(f64, f64x4, 4);
 
