@@ -990,14 +990,10 @@ fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) ->
                 #[cfg_attr(not(debug_assertions), inline(always))]
                 #[cfg_attr(debug_assertions, inline)]
                 |ranges, t, kind| {
-                    if let (Sweep::Lse, None, None, true) =
-                        (kind, cap, stored, two_pass || dst.is_some())
-                    {
-                        let keep = dst.is_some();
+                    let first_lse = matches!(kind, Sweep::Lse) && stored.is_none();
+                    if first_lse && cap.is_none() && (two_pass || dst.is_some()) {
                         if let Some(st) = pass1_store::<S, T>(s, row, ranges, dst.as_deref_mut()) {
-                            if keep {
-                                stored = Some(st.m);
-                            }
+                            stored = dst.is_some().then_some(st.m);
                             return st;
                         }
                     }
