@@ -353,28 +353,31 @@ fn weights<S: Simd, T: Float>(
     t: Option<Dense<'_, T>>,
     i: usize,
     valid: usize,
-) -> T::Vec<S> {
+) -> (T::Vec<S>, T::Vec<S>) {
+    let one = T::Vec::<S>::splat(s, T::ONE);
     let wv: T::Vec<S> = match w {
         Some(w) => load_at(s, w, i, T::ZERO),
-        None => T::Vec::<S>::splat(s, T::ONE),
+        None => one,
     };
-    let u = match t {
+    let q = match t {
         Some(t) => {
             let tv: T::Vec<S> = load_at(s, t.t, i, T::ZERO);
             let keep = T::Vec::<S>::splat(s, t.keep);
             let add = T::Vec::<S>::splat(s, t.add);
-            wv.mul(keep.mul_add(tv, add))
+            keep.mul_add(tv, add)
         }
-        None => wv,
+        None => one,
     };
-    u.keep_first(valid)
+    (wv.keep_first(valid), q)
 }
 
 /// The side sums of label smoothing and dense targets about the origin `o`:
 /// `a = Σ u_c` and `d = Σ u_c (o - z_c) >= 0` (for `o` the maximum of the
-/// segments), in `f64` lane accumulators. Each term is computed as
-/// `2 · u (o/2 - z/2)`, so `o - z` (up to `2·MAX`) cannot overflow `T` when
-/// the row loss itself fits.
+/// segments), with `u_c = w_c q_c` the class weight times the (smoothed)
+/// target. Each term is formed in `f64` from its widened factors,
+/// `2 · w · q · (o/2 - z/2)`: `o - z` (up to `2·MAX`) cannot overflow `T`,
+/// and neither can the products (a class weight of `3e38` on a logit of
+/// `-3e38` is a finite `f64` term; formed in `T` it was `inf`).
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn side_sums<S: Simd, T: Float>(
@@ -388,31 +391,28 @@ pub(crate) fn side_sums<S: Simd, T: Float>(
     let zero = V::<S, T>::splat(s, T::ZERO);
     let half = V::<S, T>::splat(s, T::from_f64(0.5));
     let half_origin = V::<S, T>::splat(s, origin).mul(half);
-    let mut acc_a = V::<S, T>::acc_zero(s);
-    let mut acc_d = V::<S, T>::acc_zero(s);
-    let (mut part_a, mut part_d) = (zero, zero);
-    let mut count = 0;
+    let acc0 = V::<S, T>::acc_zero(s);
+    let mut acc_a = acc0;
+    let mut acc_d = acc0;
     for seg in segments {
         let n = seg.z.len();
         let mut i = 0;
         while i < n {
             let valid = (n - i).min(lanes);
             let x = capped(s, load_at(s, seg.z, i, T::ZERO), cap);
-            let u = weights(s, seg.w, seg.t, i, valid);
-            let half_term = u.mul(half_origin.sub(x.mul(half)));
-            part_a = part_a.add(u);
-            part_d = part_d.add(V::<S, T>::select(u.eq(zero), zero, half_term));
-            count += 1;
-            if count == FLUSH_VECTORS {
-                acc_a = V::<S, T>::acc_add(acc_a, part_a);
-                acc_d = V::<S, T>::acc_add(acc_d, part_d);
-                (part_a, part_d, count) = (zero, zero, 0);
-            }
+            let (w, q) = weights(s, seg.w, seg.t, i, valid);
+            // A zero weight or target drops the class even where
+            // `o/2 - z/2` is infinite (a masked `-inf` logit) or NaN.
+            let h = half_origin.sub(x.mul(half));
+            let h = V::<S, T>::select(w.eq(zero), zero, h);
+            let h = V::<S, T>::select(q.eq(zero), zero, h);
+            // `u = w·q` in `f64`: `acc_scale` widens its vector operand.
+            let u = V::<S, T>::acc_scale(V::<S, T>::acc_add(acc0, w), q);
+            acc_a = V::<S, T>::acc_merge(acc_a, u);
+            acc_d = V::<S, T>::acc_merge(acc_d, V::<S, T>::acc_scale(u, h));
             i += lanes;
         }
     }
-    acc_a = V::<S, T>::acc_add(acc_a, part_a);
-    acc_d = V::<S, T>::acc_add(acc_d, part_d);
     RowStats {
         a: V::<S, T>::acc_sum(acc_a),
         d: 2.0 * V::<S, T>::acc_sum(acc_d),

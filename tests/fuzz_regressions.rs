@@ -663,3 +663,72 @@ fn bce_logits_negative_weight_and_zero_coefficient() {
         assert_eq!(l.reduction(Reduction::Sum).loss(&x, &y).unwrap(), 0.0);
     }
 }
+
+/// Class A of the `ce_labels` campaign (`fuzz/findings/`, 41 inputs): `f32`
+/// label smoothing with logits near `±3e38` or class weights near `3e37`
+/// gave `inf` (once NaN) for a loss that fits `f32`: the smoothing term
+/// `w_c (m/2 - z_c/2)` and the weight sum were formed in `f32` before they
+/// reached the `f64` accumulators. Both are now formed in `f64`.
+#[test]
+fn f32_label_smoothing_side_sums_do_not_overflow() {
+    let classes = 20;
+    // Row 1: one huge logit, the others -3e38 or 0 (lse - z_c up to 6e38).
+    let huge: Vec<f32> = (0..classes)
+        .map(|c| match c {
+            0 => 3e38,
+            c if c % 2 == 1 => -3e38,
+            _ => 0.0,
+        })
+        .collect();
+    // Row 2: moderate logits, class weights whose sum (6e38) overflows f32.
+    let moderate: Vec<f32> = (0..classes).map(|c| (c as f32 - 9.5) * 0.5).collect();
+    let heavy = vec![3e37_f32; classes];
+    let cases: [(&[f32], Option<&[f32]>, f64); 2] =
+        [(&huge, None, 0.5), (&moderate, Some(&heavy), 1.0)];
+    for (logits, weights, eps) in cases {
+        let w64: Option<Vec<f64>> = weights.map(|w| w.iter().map(|&v| f64::from(v)).collect());
+        let x64: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
+        let want = reference::cross_entropy(
+            &x64,
+            classes,
+            &[0],
+            &CrossEntropyOptions {
+                reduction: Reduction::Sum,
+                class_weights: w64.as_deref(),
+                label_smoothing: eps,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            want.loss.is_finite() && want.loss < f64::from(f32::MAX),
+            "the truth fits f32: {}",
+            want.loss
+        );
+        for b in backends() {
+            let mut ce = CrossEntropy::new()
+                .backend(b)
+                .reduction(Reduction::Sum)
+                .label_smoothing(eps);
+            if let Some(w) = weights {
+                ce = ce.class_weights(w);
+            }
+            let mut g = vec![0.0_f32; classes];
+            let got = [
+                ce.loss(logits, classes, &[0_i64]).unwrap(),
+                ce.loss_grad(logits, classes, &[0_i64], &mut g).unwrap(),
+            ];
+            for l in got {
+                let rel = (f64::from(l) - want.loss).abs() / want.loss;
+                assert!(rel < 1e-5, "{b:?} eps {eps}: {l} vs {}", want.loss);
+            }
+            for (j, (&gj, &wj)) in g.iter().zip(&want.grad).enumerate() {
+                let tol = 1e-5 * wj.abs().max(f64::from(f32::MIN_POSITIVE));
+                assert!(
+                    (f64::from(gj) - wj).abs() <= tol,
+                    "{b:?} eps {eps} grad[{j}]: {gj} vs {wj}"
+                );
+            }
+        }
+    }
+}
