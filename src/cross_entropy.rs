@@ -796,9 +796,10 @@ impl<T: Float> Config<'_, T> {
                     ln_s = ln_sum(sweep(&ranges, None, Sweep::Excess(T::from_f64(st.m))));
                 }
                 let lse = st.m + ln_s;
-                // A NaN or +inf logit makes the row NaN, even where every
-                // w t' is 0 (then a = d = 0).
-                let mut loss = if lse.is_nan() {
+                // A NaN or +inf logit makes the row NaN, and so does a row
+                // of only `-inf` logits (lse = -inf), even where every w t'
+                // is 0 (then a = d = 0).
+                let mut loss = if lse.is_nan() || lse == f64::NEG_INFINITY {
                     f64::NAN
                 } else {
                     rebase(side.d, side.a, (st.m - origin) + ln_s)
