@@ -649,14 +649,19 @@ pub(crate) fn pass2_segment<S: Simd, T: Float, const WRITE: u8>(
                         Some(w) => load_at(s, w, i, T::ZERO),
                         None => one,
                     };
+                    // w (b1 t + b0), with w·t formed first: b1 (the
+                    // reduction's scale) times a subnormal target t
+                    // underflowed, losing the term (a class weight of 2e29
+                    // on t = 1e-45: 7e-19 for 0; fuzz, ce_dense f32), and
+                    // w·t cannot overflow for |t| <= 1.
                     let target_term = match t {
                         Some(t) => {
                             let tv: V<S, T> = load_at(s, t, i, T::ZERO);
-                            b1.mul_add(tv, b0)
+                            b1.mul_add(wv.mul(tv), wv.mul(b0))
                         }
-                        None => b0,
+                        None => wv.mul(b0),
                     };
-                    let g = alpha.mul(p).sub(wv.mul(target_term));
+                    let g = alpha.mul(p).sub(target_term);
                     match cap {
                         None => g,
                         Some(cp) => {
