@@ -224,6 +224,12 @@ impl<'a, T: Float> BinaryCrossEntropy<'a, T> {
 /// `w_i [(1 - y_i) - (1 + (pw - 1) y_i) σ(-x_i)]` (which is `w_i (σ(x_i) - y_i)`
 /// without `pos_weight`) divided by the reduction's denominator.
 ///
+/// Targets are not range-checked (as in PyTorch). The gradient is formed as
+/// `σ(|x|)·(a·e^{-|x|} + b)` with `{a, b} = {1 - y, -pw·y}`, which keeps
+/// its relative accuracy near 0 but overflows when `|1 - y| + |pw·y|`
+/// exceeds the type's maximum (`|y| > 1.7e38` in `f32`): such an element
+/// may be `±inf` where the exact gradient is finite.
+///
 /// ```
 /// use loss_kernels::BinaryCrossEntropyWithLogits;
 ///

@@ -207,7 +207,11 @@ impl<T: Elem> Case<T> {
                             || tol::overflows_t::<T>(lw_mag * sp)
                             || tol::overflows_t::<T>(w * core)
                             || tol::overflows_t::<T>(w * g)
-                            || tol::overflows_t::<T>((p - 1.0) * y);
+                            || tol::overflows_t::<T>((p - 1.0) * y)
+                            // The gradient is formed as σ(|x|)·(a·e^-|x| + b),
+                            // {a, b} = {1 - y, -pw y}: the sum overflows when
+                            // |1 - y| + |pw y| does (targets beyond MAX / 2).
+                            || tol::overflows_t::<T>((1.0 - y).abs() + (p * y).abs());
                         (
                             w.abs() * core,
                             w.abs() * g,
