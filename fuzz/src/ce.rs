@@ -311,14 +311,21 @@ fn capped(x: &[f64], softcap: Option<f64>) -> (Vec<f64>, Vec<f64>) {
     }
 }
 
-/// `(lse, logp, p)` of a row (stable, `f64`).
-fn softmax_row(z: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+/// `(lse, logp, p, |m| + |ln S| + 1)` of a row (stable, `f64`). The last is
+/// the scale of the absolute rounding error of `lse = m + ln S`: that of
+/// the sum, plus `ln S` of a rounded `S >= 1`, whose absolute error is the
+/// relative error of `S` (a few `eps`) however small `ln S` is. An `lse`
+/// near 0 is therefore not relatively accurate (`m = 2e-308` with
+/// `S = 1 + 6e-22` gives `lse = 2e-308`, truth `6e-22`), nor is the z-loss
+/// term `2 λ lse` (classes B and C of fuzz/findings, z-loss gradients with
+/// `lse = -0.0024` and with `λ = 1e300`).
+fn softmax_row(z: &[f64]) -> (f64, Vec<f64>, Vec<f64>, f64) {
     let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let s: f64 = z.iter().map(|&v| (v - m).exp()).sum();
     let ln_s = s.ln();
     let logp: Vec<f64> = z.iter().map(|&v| (v - m) - ln_s).collect();
     let p = logp.iter().map(|l| l.exp()).collect();
-    (m + ln_s, logp, p)
+    (m + ln_s, logp, p, m.abs() + ln_s.abs() + 1.0)
 }
 
 fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) -> RowTol {
@@ -328,7 +335,7 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
     let cf = classes as f64;
     let (eps, lambda) = (c.label_smoothing, c.z_loss);
     let (z, dz) = capped(x, c.softcap);
-    let (lse, logp, p) = softmax_row(&z);
+    let (lse, logp, p, lse_mag) = softmax_row(&z);
     let zmax = z
         .iter()
         .filter(|v| v.is_finite())
@@ -338,7 +345,14 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
     } else {
         (0.0, 0.0)
     };
-    let z_term = 2.0 * lambda * lse.abs();
+    // The z-loss coefficient's magnitude, `lse` counted as its error scale
+    // `|m| + |ln S| + 1` (see `softmax_row`).
+    let z_term = 2.0 * lambda * lse_mag;
+    // Each row sum over the C classes (`S`, and the smoothing or dense
+    // sums) is a plain `f64` sum: a relative error up to `C eps_f64` (class B
+    // of fuzz/findings: rows of 32 760 to 70 143 classes 1-2x beyond
+    // `1024 eps` in `f64`).
+    let row_sum_rel = tol::sum_rel(classes);
     match target {
         RowTarget::Ignored => RowTol {
             loss: fl,
@@ -349,7 +363,7 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
         RowTarget::Label(y) => {
             let wy = w[y];
             let wsum: f64 = w.iter().sum();
-            let mut mag = (1.0 - eps) * wy * logp[y].abs() + lambda * lse * lse;
+            let mut mag = (1.0 - eps) * wy * logp[y].abs() + lambda * lse_mag * lse_mag;
             if eps > 0.0 {
                 mag += eps / cf
                     * w.iter()
@@ -360,7 +374,7 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
             let coef = (1.0 - eps) * wy + eps / cf * wsum + z_term;
             // ln S summed over C terms (f64): an absolute error of C eps_f64.
             let mut loss =
-                rel * mag + (2.0 * e_z + tol::sum_rel(classes)) * coef + fl * (1.0 + coef);
+                (rel + row_sum_rel) * mag + (2.0 * e_z + row_sum_rel) * coef + fl * (1.0 + coef);
             if crate::known::CE_PRODUCTS_IN_T && eps > 0.0 {
                 loss += eps / cf * products_allowance::<T>(w, &z, lse);
             }
@@ -370,11 +384,12 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
                     let pj = (1.0 - eps) * wy * p[j] + eps / cf * wsum * p[j] + z_term * p[j];
                     let mag = pj + (1.0 - eps) * wy * onehot + eps / cf * w[j];
                     // p_j = e^(z_j - lse) carries the rounding of its
-                    // argument: a relative error of about eps |z_j - lse|.
+                    // argument (about eps |z_j - lse|) and of the C-term
+                    // sum inside lse (`row_sum_rel`).
                     let cond = if pj == 0.0 {
                         0.0
                     } else {
-                        rel * (z[j] - lse).abs()
+                        rel * (z[j] - lse).abs() + row_sum_rel
                     };
                     (dz[j] + e_dz) * (rel * mag + (2.0 * e_z + cond) * pj)
                         + e_dz * mag
@@ -412,10 +427,10 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
                 .zip(&logp)
                 .map(|((&a, &m), &lp)| if a == 0.0 { 0.0 } else { m * lp.abs() })
                 .sum::<f64>()
-                + lambda * lse * lse;
+                + lambda * lse_mag * lse_mag;
             let coef = wt_abs_sum + z_term;
             let mut loss =
-                rel * mag + (2.0 * e_z + tol::sum_rel(classes)) * coef + fl * (cf + coef);
+                (rel + row_sum_rel) * mag + (2.0 * e_z + row_sum_rel) * coef + fl * (cf + coef);
             if crate::known::CE_PRODUCTS_IN_T {
                 loss += products_allowance::<T>(&wt_mag, &z, lse);
             }
@@ -424,11 +439,12 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
                     let pj = wt_abs_sum * p[j] + z_term * p[j];
                     let mag = pj + wt_mag[j];
                     // p_j = e^(z_j - lse) carries the rounding of its
-                    // argument: a relative error of about eps |z_j - lse|.
+                    // argument (about eps |z_j - lse|) and of the C-term
+                    // sum inside lse (`row_sum_rel`).
                     let cond = if pj == 0.0 {
                         0.0
                     } else {
-                        rel * (z[j] - lse).abs()
+                        rel * (z[j] - lse).abs() + row_sum_rel
                     };
                     (dz[j] + e_dz) * (rel * mag + (2.0 * e_z + cond) * pj)
                         + e_dz * mag
