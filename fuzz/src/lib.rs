@@ -70,3 +70,58 @@ pub mod targets {
         crate::prims::fuzz_merge(data);
     }
 }
+
+#[cfg(test)]
+mod replay {
+    /// Replays every file of a directory through one target without
+    /// libFuzzer and prints one line per file, `ok` or the first line of the
+    /// failed check: `FUZZ_TARGET=ce_labels FUZZ_DIR=findings/ce_labels
+    /// cargo test --release -- --ignored --nocapture replay_dir`. Fails if any
+    /// file fails.
+    #[test]
+    #[ignore]
+    fn replay_dir() {
+        let (Ok(target), Ok(dir)) = (std::env::var("FUZZ_TARGET"), std::env::var("FUZZ_DIR"))
+        else {
+            return;
+        };
+        let run: fn(&[u8]) = match target.as_str() {
+            "squared_error" => super::targets::squared_error,
+            "bce" => super::targets::bce,
+            "bce_logits" => super::targets::bce_logits,
+            "ce_labels" => super::targets::ce_labels,
+            "ce_dense" => super::targets::ce_dense,
+            "primitives" => super::targets::primitives,
+            "lse_merge" => super::targets::lse_merge,
+            other => panic!("unknown target {other}"),
+        };
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("FUZZ_DIR")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.is_file() && p.extension().is_none_or(|e| e != "md"))
+            .collect();
+        files.sort();
+        std::panic::set_hook(Box::new(|_| {}));
+        let mut failed = 0;
+        for f in &files {
+            let data = std::fs::read(f).expect("read input");
+            let name = f.file_name().unwrap_or_default().to_string_lossy();
+            match std::panic::catch_unwind(|| run(&data)) {
+                Ok(()) => println!("ok   {name}"),
+                Err(e) => {
+                    failed += 1;
+                    let msg = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    let first = msg.lines().next().unwrap_or("");
+                    println!("FAIL {name}: {first}");
+                }
+            }
+        }
+        let _ = std::panic::take_hook();
+        println!("{target}: {} files, {failed} failed", files.len());
+        assert_eq!(failed, 0, "{failed} of {} inputs failed", files.len());
+    }
+}
