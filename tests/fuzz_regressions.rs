@@ -828,3 +828,43 @@ fn dense_gradient_with_subnormal_targets_and_large_weights() {
         }
     }
 }
+
+/// `bce_logits` campaign (session 4, f32): with a subnormal weight the
+/// weighted term `w · coef · |x|` met `|x|` first whenever `|x| >= 1`, so
+/// `55 · 1.4e-45` kept a few bits before `coef = pw·y = 2.7e11` scaled it
+/// back up (5e-4 and 1.5e-3 off). Now the largest factor meets the
+/// smallest first.
+#[test]
+fn bce_logits_subnormal_weight_meets_the_largest_factor_first() {
+    let w = [1e-45_f32];
+    // (x, y, pos_weight)
+    let cases: [(f32, f32, Option<f32>); 2] = [
+        (-54.970703, 0.53798735, Some(4.972152e11)),
+        (62.09375, -6.8063357e11, None),
+    ];
+    for (x, y, pw) in cases {
+        let want = reference::binary_cross_entropy_with_logits(
+            &[f64::from(x)],
+            &[f64::from(y)],
+            Some(&[f64::from(w[0])]),
+            pw.map(|p| [f64::from(p)]).as_ref().map(|p| &p[..]),
+            Reduction::Sum,
+            Default::default(),
+        )
+        .unwrap();
+        assert!(want.loss > 1e-33, "a normal f32 loss: {}", want.loss);
+        for b in backends() {
+            let pwv = pw.map(|p| [p]);
+            let mut bce = BinaryCrossEntropyWithLogits::new()
+                .backend(b)
+                .reduction(Reduction::Sum)
+                .weight(&w);
+            if let Some(p) = pwv.as_ref() {
+                bce = bce.pos_weight(p);
+            }
+            let l = bce.loss(&[x], &[y]).unwrap();
+            let rel = (f64::from(l) - want.loss).abs() / want.loss;
+            assert!(rel < 1e-5, "{b:?} x={x}: {l:e} vs {:e}", want.loss);
+        }
+    }
+}
