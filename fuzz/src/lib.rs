@@ -76,8 +76,9 @@ mod replay {
     /// Replays every file of a directory through one target without
     /// libFuzzer and prints one line per file, `ok` or the first line of the
     /// failed check: `FUZZ_TARGET=ce_labels FUZZ_DIR=findings/ce_labels
-    /// cargo test --release -- --ignored --nocapture replay_dir`. Fails if any
-    /// file fails.
+    /// cargo test --release -- --ignored --nocapture replay_dir`
+    /// (`FUZZ_VERBOSE=1` prints each failure's whole case). Fails if any file
+    /// fails.
     #[test]
     #[ignore]
     fn replay_dir() {
@@ -115,8 +116,11 @@ mod replay {
                         .cloned()
                         .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_default();
-                    let first = msg.lines().next().unwrap_or("");
-                    println!("FAIL {name}: {first}");
+                    if std::env::var("FUZZ_VERBOSE").is_ok_and(|v| v == "1") {
+                        println!("FAIL {name}: {msg}");
+                    } else {
+                        println!("FAIL {name}: {}", msg.lines().next().unwrap_or(""));
+                    }
                 }
             }
         }
