@@ -636,12 +636,32 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
     // NaN) where the kernel's grouping `a ln S + Σ u (m - z)` can still
     // give the finite true value (seen: a dense row whose true loss is
     // -2.27e306). Where the oracle is not finite there, nothing is compared.
+    //
+    // Likewise dense rows whose oracle terms `w_c t_c · logp_c` may
+    // overflow `f64` (targets near `f64::MAX`, not validated): the oracle
+    // adds `+inf` and `-inf` (NaN) where the kernel's grouping
+    // `a ln S + d` gives a number (seen at CI seed 1: targets `-MAX, +MAX,
+    // 0.32` on three equal capped logits, oracle NaN, kernel 0).
+    let ones = vec![1.0; c.classes];
+    let wts: &[f64] = cw.as_deref().unwrap_or(&ones);
     let ovf_rows: Vec<bool> = (0..rows)
         .map(|r| {
-            c.softcap.is_none()
-                && x[r * c.classes..(r + 1) * c.classes]
+            let xr = &x[r * c.classes..(r + 1) * c.classes];
+            let logits_span =
+                c.softcap.is_none() && xr.iter().any(|v| v.is_finite() && v.abs() > f64::MAX / 4.0);
+            let terms_overflow = dense_f64.as_ref().is_some_and(|t| {
+                let (z, _) = capped(xr, c.softcap);
+                let zmax = z
                     .iter()
-                    .any(|v| v.is_finite() && v.abs() > f64::MAX / 4.0)
+                    .filter(|v| v.is_finite())
+                    .fold(0.0_f64, |a, v| a.max(v.abs()));
+                let logp_bound = 2.0 * zmax + (c.classes as f64).ln() + 1.0;
+                t[r * c.classes..(r + 1) * c.classes]
+                    .iter()
+                    .zip(wts)
+                    .any(|(tc, wc)| (tc * wc).abs() * logp_bound > f64::MAX / 4.0)
+            });
+            logits_span || terms_overflow
         })
         .collect();
     let any_ovf_row = ovf_rows.iter().any(|&b| b);
