@@ -656,10 +656,12 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
                     .filter(|v| v.is_finite())
                     .fold(0.0_f64, |a, v| a.max(v.abs()));
                 let logp_bound = 2.0 * zmax + (c.classes as f64).ln() + 1.0;
-                t[r * c.classes..(r + 1) * c.classes]
-                    .iter()
-                    .zip(wts)
-                    .any(|(tc, wc)| (tc * wc).abs() * logp_bound > f64::MAX / 4.0)
+                // (Targets of a wrong length are a shape error: no row.)
+                t.get(r * c.classes..(r + 1) * c.classes).is_some_and(|t| {
+                    t.iter()
+                        .zip(wts)
+                        .any(|(tc, wc)| (tc * wc).abs() * logp_bound > f64::MAX / 4.0)
+                })
             });
             logits_span || terms_overflow
         })
