@@ -649,15 +649,20 @@ pub(crate) fn pass2_segment<S: Simd, T: Float, const WRITE: u8>(
                         Some(w) => load_at(s, w, i, T::ZERO),
                         None => one,
                     };
-                    // w (b1 t + b0), with w·t formed first: b1 (the
-                    // reduction's scale) times a subnormal target t
-                    // underflowed, losing the term (a class weight of 2e29
-                    // on t = 1e-45: 7e-19 for 0; fuzz, ce_dense f32), and
-                    // w·t cannot overflow for |t| <= 1.
+                    // w (b1 t + b0). For |t| <= 1, b1·(w·t): w·t cannot
+                    // overflow, and b1 (the reduction's scale) times a
+                    // subnormal t underflowed, losing the term (a class
+                    // weight of 2e29 on t = 1e-45: 7e-19 for 0; fuzz,
+                    // ce_dense f32). For |t| > 1 (not validated), (b1·t)·w:
+                    // w·t overflowed (4064 · -2.3e36) where the scaled
+                    // term fits.
                     let target_term = match t {
                         Some(t) => {
                             let tv: V<S, T> = load_at(s, t, i, T::ZERO);
-                            b1.mul_add(wv.mul(tv), wv.mul(b0))
+                            let small_t = tv.abs().le(one);
+                            let first = V::<S, T>::select(small_t, b1, b1.mul(tv));
+                            let second = V::<S, T>::select(small_t, wv.mul(tv), wv);
+                            first.mul_add(second, wv.mul(b0))
                         }
                         None => wv.mul(b0),
                     };

@@ -780,13 +780,21 @@ fn dense_row_of_only_neg_inf_is_nan() {
 fn dense_gradient_with_subnormal_targets_and_large_weights() {
     /// (classes, one row's logits, its targets, class weights).
     type Case = (usize, Vec<f32>, Vec<f32>, Vec<f32>);
-    let cases: [Case; 2] = [
+    let cases: [Case; 3] = [
         (1, vec![-1.0], vec![1e-45], vec![2.19e29]),
         (
             2,
             vec![2.0, 2.0],
             vec![-7.21e-42, 1.0],
             vec![3.5e12, 1.39e-32],
+        ),
+        // The other side (CI seed 1, after the first fix): w·t first
+        // overflowed (4064 · -2.3e36 = -9.5e39) where (t / n)·w fits.
+        (
+            2,
+            vec![819.6875, -785.75],
+            vec![-2.332186e36, 1.36000795e-27],
+            vec![4064.062, 8191.125],
         ),
     ];
     let rows = 64;
