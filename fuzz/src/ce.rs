@@ -287,6 +287,14 @@ struct RowTol {
     /// 2 λ |lse|`, or `Σ |w t'| + 2 λ |lse|`) before the reduction's scale;
     /// see [`crate::known::GRAD_COEF_OVERFLOW`].
     coef: f64,
+    /// What the per-call coefficients `b0 = (ε / C) / divisor` and
+    /// `b1 = (1 - ε) / divisor` multiply in each gradient element, `w_j` and
+    /// `w_j |t_j|` (dense rows only; 0 for labelled rows, whose target
+    /// element is formed in `f64`), times the softcap factor: when one of
+    /// them is subnormal in `T`, its rounding error times this is added
+    /// to the tolerance ([`crate::known::GRAD_COEF_UNDERFLOW`]).
+    grad_b0: Vec<f64>,
+    grad_b1: Vec<f64>,
     /// A dense row whose finite parts of the kernel's grouping
     /// `lse Σ w t' - Σ w t' z` (over the classes with a finite logit) exceed
     /// `T::MAX`: where the oracle's row is `±inf` (a `-inf` logit with a
@@ -358,6 +366,8 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
             loss: fl,
             grad: vec![fl; classes],
             coef: 0.0,
+            grad_b0: vec![0.0; classes],
+            grad_b1: vec![0.0; classes],
             parts_overflow: false,
         },
         RowTarget::Label(y) => {
@@ -400,6 +410,8 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
                 loss,
                 grad,
                 coef,
+                grad_b0: (0..classes).map(|j| w[j] * (dz[j] + e_dz)).collect(),
+                grad_b1: vec![0.0; classes],
                 parts_overflow: false,
             }
         }
@@ -465,6 +477,10 @@ fn row_tol<T: Elem>(c: &Case<T>, w: &[f64], x: &[f64], target: RowTarget<'_>) ->
                 loss,
                 grad,
                 coef,
+                grad_b0: (0..classes).map(|j| w[j] * (dz[j] + e_dz)).collect(),
+                grad_b1: (0..classes)
+                    .map(|j| w[j] * t[j].abs() * (dz[j] + e_dz))
+                    .collect(),
                 parts_overflow,
             }
         }
@@ -612,6 +628,20 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
         .map_or(0.0, |t| t.iter().map(|r| r.loss).sum::<f64>())
         * (1.0 + tol::sum_rel(rows) / tol::rel::<T>());
     let skip_grad = tol::scale_overflows::<T>(scale);
+    // The absolute rounding error of the coefficients b0 and b1 when they
+    // are subnormal in T (see `RowTol::grad_b0`), else 0.
+    let sub_err = |b: f64| {
+        if crate::known::GRAD_COEF_UNDERFLOW && b != 0.0 && b.abs() < T::MIN_POS {
+            T::MIN_POS * T::EPS
+        } else {
+            0.0
+        }
+    };
+    let cf = c.classes as f64;
+    let (sub_b0, sub_b1) = (
+        sub_err(scale * c.label_smoothing / cf),
+        sub_err(scale * (1.0 - c.label_smoothing)),
+    );
     let loss_tol = tol::sane(sum_tol * scale + tol::floor::<T>());
     // Rows with an infinite dense target probability (not validated): the
     // oracle's -Σ t log p gives ±inf where the kernel's grouping may give
@@ -720,7 +750,9 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
                 }
                 // The floor: the oracle's gradient may be below T's smallest
                 // subnormal (e^-150 of a row in f32 is exactly 0).
-                let tl = tol::sane(row.grad[i % c.classes] * scale + tol::floor::<T>());
+                let j = i % c.classes;
+                let sub = sub_b0 * row.grad_b0[j] + sub_b1 * row.grad_b1[j];
+                let tl = tol::sane(row.grad[j] * scale + sub + tol::floor::<T>());
                 let relaxed = inf_rows[i / c.classes];
                 if oracle_lost(ovf_rows[i / c.classes], want) {
                     continue;

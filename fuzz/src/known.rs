@@ -52,6 +52,19 @@ pub const ORACLE_GRAD_RECIPROCAL_OVERFLOW: bool = false;
 /// `f32`). When set, such rows' gradients are not compared.
 pub const GRAD_COEF_OVERFLOW: bool = true;
 
+/// Not a bug, a documented limit (the underflow side of
+/// [`GRAD_COEF_OVERFLOW`]): the per-call gradient coefficients
+/// `(ε / C) / divisor` and `(1 - ε) / divisor` are rounded to `T` before
+/// they multiply the class weight `w_j` (and the target `t_j`), so when one
+/// is subnormal in `T` (a `Mean` over label weights summing beyond
+/// `1e38`) it keeps only a few bits, and the term `w_j · b` is off by up to
+/// `w_j` times `T`'s subnormal spacing even where the result is a normal
+/// number (session 5, CI seed 1, `ce_labels` f32: weights up to `3e38`,
+/// divisor `2.1e39`, `b0 = 1.3e-42`, gradient `1.9781e-13` for
+/// `1.9772e-13`). When set, each gradient element's tolerance gains
+/// `w_j (1 + |t'_j|)` times that spacing (times the softcap factor).
+pub const GRAD_COEF_UNDERFLOW: bool = true;
+
 /// Not a bug, a documented limit: a result within a factor 16 of `T::MAX`
 /// (an `f32` loss of 3e38) may come out `±inf`, because an intermediate of
 /// the kernel's grouping (`(1 - y)|x| + lw softplus`, `a ln S + d`, the
