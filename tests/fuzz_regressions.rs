@@ -876,3 +876,27 @@ fn bce_logits_subnormal_weight_meets_the_largest_factor_first() {
         }
     }
 }
+
+/// Session 5, `ce_dense` f32 at CI seeds 2 and 3 (scalar backend): dense
+/// targets outside `[0, 1]` (not validated) with a negative sum `a = Σ t`
+/// on a confident row. The loss is `a ln S + d`, and `ln S = 3.4e-6` came
+/// from pass 1's `S` summed in `f32` lanes, 0.7% off (`-2.8252e18` for
+/// `-2.8057e18`); such rows now take `S - 1` without cancellation, as rows
+/// with `a > 0` did.
+#[test]
+fn dense_negative_target_sum_on_a_confident_row() {
+    let x = [-3.032_714_8_f32, 9.549_316];
+    let t = [-5_393.989_f32, -8.172_343e23];
+    // The exact loss in f64: -Σ t_c log p_c, log p_1 = -ln(1 + e^{z_0 - z_1}).
+    let (z0, z1) = (f64::from(x[0]), f64::from(x[1]));
+    let lp1 = -(z0 - z1).exp().ln_1p();
+    let lp0 = (z0 - z1) + lp1;
+    let want = -(f64::from(t[0]) * lp0 + f64::from(t[1]) * lp1);
+    assert!((want / -2.805_686_158_969_71e18 - 1.0).abs() < 1e-6, "{want}");
+    for b in backends() {
+        let mut out = [0.0_f32];
+        ce_f32(b).per_row_dense(&x, 2, &t, &mut out).unwrap();
+        let rel = (f64::from(out[0]) / want - 1.0).abs();
+        assert!(rel < 1e-5, "{b:?}: {} for {want} ({rel:e} off)", out[0]);
+    }
+}
