@@ -39,7 +39,7 @@
 //! exactly once, with streaming stores for outputs larger than the caches.
 //! No `N × C` temporary exists at any time.
 
-use crate::kernels::load_at;
+use crate::kernels::{closure, load_at};
 use crate::math;
 use crate::simd::{Kernel, Simd, Vector};
 use crate::Float;
@@ -476,68 +476,103 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
     ranges: &[(usize, usize)],
     mut dst: Option<&mut [T]>,
 ) -> Option<RowStats> {
+    // The exact maximum: a read of the row (from memory); the sweep below
+    // reads it again from the cache.
+    let m = ranges
+        .iter()
+        .map(|&(lo, hi)| max_of::<S, T>(s, &row[lo..hi]))
+        .fold(f64::NEG_INFINITY, |a, b| a.max(b.to_f64()));
+    if !m.is_finite() {
+        return None;
+    }
+    let sum = ranges
+        .iter()
+        .map(|&(lo, hi)| {
+            let d = dst.as_deref_mut().map(|d| &mut d[lo..hi]);
+            store_exp::<S, T>(s, &row[lo..hi], T::from_f64(m), d, 0)
+        })
+        .sum();
+    Some(RowStats {
+        m,
+        s: sum,
+        ..RowStats::EMPTY
+    })
+}
+
+/// The largest of `z` (`-inf` for none), NaNs skipped.
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+pub(crate) fn max_of<S: Simd, T: Float>(s: S, z: &[T]) -> T {
     type V<S, T> = <T as Float>::Vec<S>;
     let lanes = V::<S, T>::LANES;
     let ninf = T::from_f64(f64::NEG_INFINITY);
-    // The exact maximum: a read of the row (from memory); the sweep below
-    // reads it again from the cache.
     let mut mv = V::<S, T>::splat(s, ninf);
-    for &(lo, hi) in ranges {
-        let z = &row[lo..hi];
-        let mut i = 0;
-        while i < z.len() {
-            mv = mv.max(load_at(s, z, i, ninf));
-            i += lanes;
-        }
+    let mut i = 0;
+    while i < z.len() {
+        mv = mv.max(load_at(s, z, i, ninf));
+        i += lanes;
     }
-    let m = mv.reduce_max();
-    if !m.to_f64().is_finite() {
-        return None;
-    }
-    let origin = V::<S, T>::splat(s, m);
+    mv.reduce_max()
+}
+
+/// `Σ e^{z_c - origin}`, summed in `f64` lanes, writing each `e^{z_c -
+/// origin}` into `dst` (of `z`'s length) when there is one: the stored
+/// exponentials of [`pass1_store`], for an `origin` at least the maximum.
+/// With `ahead > 0`, also asks the cache for the elements `ahead` past each
+/// one read (the next block of a long row, whose maximum is read next:
+/// without it, that read waits on memory with nothing to overlap).
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+pub(crate) fn store_exp<S: Simd, T: Float>(
+    s: S,
+    z: &[T],
+    origin: T,
+    mut dst: Option<&mut [T]>,
+    ahead: usize,
+) -> f64 {
+    type V<S, T> = <T as Float>::Vec<S>;
+    let lanes = V::<S, T>::LANES;
+    let ninf = T::from_f64(f64::NEG_INFINITY);
+    let origin = V::<S, T>::splat(s, origin);
     let zero = V::<S, T>::splat(s, T::ZERO);
     let mut sum = zero;
     let mut acc = V::<S, T>::acc_zero(s);
     let mut count = 0;
-    for &(lo, hi) in ranges {
-        let z = &row[lo..hi];
-        let mut d = dst.as_deref_mut().map(|d| &mut d[lo..hi]);
-        let n = z.len();
-        let mut i = 0;
-        while i + lanes <= n {
-            let e = math::exp(s, V::<S, T>::load(s, &z[i..]).sub(origin));
-            if let Some(d) = d.as_deref_mut() {
-                e.store(&mut d[i..]);
-            }
-            sum = sum.add(e);
-            i += lanes;
-            count += 1;
-            if count == FLUSH_VECTORS {
-                acc = V::<S, T>::acc_add(acc, sum);
-                (sum, count) = (zero, 0);
-            }
+    let n = z.len();
+    let mut i = 0;
+    while i + lanes <= n {
+        if ahead > 0 {
+            crate::simd::prefetch(z, i + ahead);
         }
-        if i < n {
-            let x: V<S, T> = V::<S, T>::load_partial(s, &z[i..], ninf);
-            let e = math::exp(s, x.sub(origin));
-            if let Some(d) = d {
-                e.store_partial(&mut d[i..]);
-            }
-            sum = sum.add(e);
+        let e = math::exp(s, V::<S, T>::load(s, &z[i..]).sub(origin));
+        if let Some(d) = dst.as_deref_mut() {
+            e.store(&mut d[i..]);
+        }
+        sum = sum.add(e);
+        i += lanes;
+        count += 1;
+        if count == FLUSH_VECTORS {
+            acc = V::<S, T>::acc_add(acc, sum);
+            (sum, count) = (zero, 0);
         }
     }
+    if i < n {
+        let x: V<S, T> = V::<S, T>::load_partial(s, &z[i..], ninf);
+        let e = math::exp(s, x.sub(origin));
+        if let Some(d) = dst {
+            e.store_partial(&mut d[i..]);
+        }
+        sum = sum.add(e);
+    }
     acc = V::<S, T>::acc_add(acc, sum);
-    Some(RowStats {
-        m: m.to_f64(),
-        s: V::<S, T>::acc_sum(acc),
-        ..RowStats::EMPTY
-    })
+    V::<S, T>::acc_sum(acc)
 }
 
 /// Pass 2 over a row whose exponentials `e_c = e^{z_c - M}` [`pass1_store`]
 /// left in `out`: writes `scale·e_c - b0·w_c` in place, with
 /// `scale = α e^{M - lse}` (so `scale·e_c = α p_c`), then the target class's
-/// value. Labelled rows without a softcap only (`b1 = 0`).
+/// value (`target` past the row for none). Labelled rows without a softcap
+/// only (`b1 = 0`).
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn pass2_stored<S: Simd, T: Float>(
@@ -551,29 +586,28 @@ pub(crate) fn pass2_stored<S: Simd, T: Float>(
 ) {
     type V<S, T> = <T as Float>::Vec<S>;
     let lanes = V::<S, T>::LANES;
-    let n = out.len();
     let scale = V::<S, T>::splat(s, scale);
     let b0 = V::<S, T>::splat(s, b0);
-    let mut i = 0;
-    macro_rules! value {
-        ($e:expr, $i:expr) => {{
-            let e: V<S, T> = $e;
-            match w {
-                None => scale.mul_add(e, b0.neg()),
-                Some(w) => {
-                    let wv: V<S, T> = load_at(s, w, $i, T::ZERO);
-                    scale.mul_add(e, wv.mul(b0).neg())
-                }
+    let value = closure(
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
+        |e: V<S, T>, i: usize| match w {
+            None => scale.mul_add(e, b0.neg()),
+            Some(w) => {
+                let wv: V<S, T> = load_at(s, w, i, T::ZERO);
+                scale.mul_add(e, wv.mul(b0).neg())
             }
-        }};
-    }
+        },
+    );
+    let n = out.len();
+    let mut i = 0;
     while i + lanes <= n {
-        let v = value!(V::<S, T>::load(s, &out[i..]), i);
+        let v = value(V::<S, T>::load(s, &out[i..]), i);
         v.store(&mut out[i..]);
         i += lanes;
     }
     if i < n {
-        let v = value!(V::<S, T>::load_partial(s, &out[i..], T::ZERO), i);
+        let v = value(V::<S, T>::load_partial(s, &out[i..], T::ZERO), i);
         v.store_partial(&mut out[i..]);
     }
     if let Some(o) = out.get_mut(target) {

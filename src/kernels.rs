@@ -342,7 +342,7 @@ pub(crate) fn load_n<V: Vector>(
 /// (attributes are allowed on closures in argument position only).
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
-fn closure<F>(f: F) -> F {
+pub(crate) fn closure<F>(f: F) -> F {
     f
 }
 

@@ -337,6 +337,110 @@ fn adversarial_logits_match_the_oracle() {
     });
 }
 
+/// Rows longer than the column leaf (2^15 classes) take their log-sum-exp
+/// in blocks of 16 KiB (each block's exact maximum, then its
+/// exponentials, kept in the gradient of labelled rows and rescaled in
+/// place): blocks of only `-inf`, a target alone in its block, targets on
+/// block boundaries, NaN and `+inf` deep in a block, block maxima far
+/// below the row's (their scale underflows), 3e38 logits; against the
+/// oracle, labels and dense targets, default options and all options, and
+/// the primitives.
+#[test]
+fn long_rows_with_adversarial_blocks() {
+    let c = 3 * 16_384 + 17; // 49 169 classes: 13 f32 blocks, the last partial
+    let mut rng = Rng(77);
+    let ordinary = |rng: &mut Rng| -> Vec<f64> { (0..c).map(|_| rng.normal() * 3.0).collect() };
+    let mut rows: Vec<(Vec<f64>, i64)> = Vec::new();
+    // Only the target's block is finite; targets at block edges.
+    for t in [0, 4095, 4096, 8191, c - 1] {
+        let mut r = vec![NEG_INF; c];
+        let b0 = t / 4096 * 4096;
+        for (i, v) in r.iter_mut().enumerate().skip(b0).take(4096) {
+            *v = (i % 7) as f64 - 3.0;
+        }
+        rows.push((r, t as i64));
+    }
+    // A target alone in an otherwise -inf block, other blocks finite.
+    let mut r = ordinary(&mut rng);
+    r[4096..8192].fill(NEG_INF);
+    r[5000] = 2.0;
+    rows.push((r, 5000));
+    // A masked target (+inf loss); an all -inf row (NaN).
+    let mut r = ordinary(&mut rng);
+    r[123] = NEG_INF;
+    rows.push((r, 123));
+    rows.push((vec![NEG_INF; c], 7));
+    // NaN and +inf deep in the row (NaN rows).
+    let mut r = ordinary(&mut rng);
+    r[40_000] = NAN;
+    rows.push((r, 1));
+    let mut r = ordinary(&mut rng);
+    r[20_000] = INF;
+    rows.push((r, 30_000));
+    // Block maxima spread far below the row's: block k near -40 k.
+    let r: Vec<f64> = (0..c)
+        .map(|i| -40.0 * (i / 4096) as f64 + rng.normal())
+        .collect();
+    rows.push((r.clone(), 0));
+    rows.push((r, 45_000));
+    // A confidently correct row, and huge logits.
+    let mut r = ordinary(&mut rng);
+    r[33_000] = 60.0;
+    rows.push((r, 33_000));
+    let mut r = ordinary(&mut rng);
+    r[10] = 3e38;
+    r[30_000] = -3e38;
+    r[48_000] = 3e38;
+    rows.push((r, 48_000));
+    for (row, label) in &rows {
+        let dense: Vec<f64> = (0..c)
+            .map(|i| if i % 1000 == 3 { 1.0 / 50.0 } else { 0.0 })
+            .collect();
+        let mut x = case(c, row.clone(), vec![*label], dense);
+        let check = |x: &CeCase| {
+            for b in backends() {
+                check_ce_sparse::<f32>(x, b, 0);
+                check_ce_sparse::<f64>(x, b, 0);
+                if !(row.contains(&3e38) && row.contains(&-3e38)) {
+                    check_ce_dense::<f32>(x, b, 0);
+                    check_ce_dense::<f64>(x, b, 0);
+                }
+            }
+        };
+        check(&x);
+        x.eps = 0.1;
+        x.z_loss = 1e-3;
+        x.weights = Some((0..c).map(|i| 0.5 + (i % 5) as f64 * 0.25).collect());
+        x.red = Reduction::Sum;
+        check(&x);
+        for b in backends() {
+            check_primitives::<f32>(row, c, b, 0);
+            check_primitives::<f64>(row, c, b, 0);
+            // The gradient does not depend on what the buffer held before
+            // (the exponentials are stored in it first).
+            let xf: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+            for ce in [
+                CrossEntropy::<f32>::new().backend(b),
+                CrossEntropy::<f32>::new().backend(b).label_smoothing(0.1),
+            ] {
+                let mut g_nan = vec![f32::NAN; c];
+                let mut g_zero = vec![0.0_f32; c];
+                let l1 = ce.loss_grad(&xf, c, &[*label], &mut g_nan).unwrap();
+                let l2 = ce.loss_grad(&xf, c, &[*label], &mut g_zero).unwrap();
+                assert_eq!(l1.to_bits(), l2.to_bits(), "{b:?} label {label}");
+                let same = g_nan
+                    .iter()
+                    .zip(&g_zero)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{b:?} label {label}: the gradient depends on the buffer"
+                );
+            }
+        }
+    }
+}
+
 /// Dense targets on rows with logits of both signs near `f32::MAX`: the
 /// row loss is finite in `f32` (e.g. [3e38, -3e38, 0, 1] with targets
 /// [.1, .2, .3, .4] costs 3.3e38) but `lse - z = 6e38` overflows on the way.

@@ -892,7 +892,10 @@ fn dense_negative_target_sum_on_a_confident_row() {
     let lp1 = -(z0 - z1).exp().ln_1p();
     let lp0 = (z0 - z1) + lp1;
     let want = -(f64::from(t[0]) * lp0 + f64::from(t[1]) * lp1);
-    assert!((want / -2.805_686_158_969_71e18 - 1.0).abs() < 1e-6, "{want}");
+    assert!(
+        (want / -2.805_686_158_969_71e18 - 1.0).abs() < 1e-6,
+        "{want}"
+    );
     for b in backends() {
         let mut out = [0.0_f32];
         ce_f32(b).per_row_dense(&x, 2, &t, &mut out).unwrap();
