@@ -6,15 +6,20 @@
 # and one rayon thread, so that CI runs explore much the same inputs and a
 # crash comes with its input, reproducible anywhere. Longer, exploring
 # runs (random seeds, hours) are for developers: see fuzz/README.md. A
-# crash (a panic in the crate, an AddressSanitizer report), a timeout or an
-# out-of-memory fails the step and prints the input's path and the command
-# that reproduces it. An oracle disagreement (a failed check of the
-# harness, src/check.rs) is printed with its input but does not fail CI:
-# the seed-1 runs are not exactly reproducible from run to run (libFuzzer's
-# scheduling depends on timing), and they still turn up inputs at the edge
-# of the harness's tolerances (fuzz/findings/README.md, issue 7).
-# FUZZ_STRICT=1 fails on those too, except for the targets listed in
-# FUZZ_REPORT_ONLY (default ce_dense, with an open finding).
+# crash (a panic in the crate, an AddressSanitizer report), a timeout or
+# an out-of-memory fails the step and prints the input's path and the command
+# that reproduces it. Oracle disagreements (a failed check of the harness,
+# src/check.rs) are handled in two ways:
+# - on the committed corpus (every past finding and the hand-picked seeds),
+#   replayed first and deterministically, any disagreement fails the step:
+#   a kernel change cannot bring back a fixed bug;
+# - on inputs the run itself discovers, a disagreement is printed with its
+#   input but does not fail CI: the seed-1 runs are not exactly reproducible
+#   (libFuzzer's scheduling depends on timing) and can turn up a new input
+#   at the edge of the harness's tolerances, to be triaged
+#   (fuzz/findings/README.md) rather than block every landing.
+# FUZZ_STRICT=1 makes those fail too, except for the targets listed in
+# FUZZ_REPORT_ONLY (default none).
 #
 # Toolchain: cargo-fuzz needs -Z flags (the sanitizer), so it runs on the
 # nightly toolchain when one is installed (`cargo +nightly fuzz`), else on
@@ -31,7 +36,7 @@ RUNS=${FUZZ_RUNS:-10000}
 SEED=${FUZZ_SEED:-1}
 export RAYON_NUM_THREADS=1
 ALL=(squared_error bce bce_logits ce_labels ce_dense primitives lse_merge)
-REPORT_ONLY=" ${FUZZ_REPORT_ONLY-ce_dense} "
+REPORT_ONLY=" ${FUZZ_REPORT_ONLY-} "
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 
 skip() {
@@ -72,11 +77,28 @@ else
 fi
 echo "fuzz: built ${#TARGETS[@]} targets in $((SECONDS - start)) s"
 
-# 4. Run each for RUNS executions on a scratch copy of its seed corpus (new
-#    inputs go to the scratch directory, not into the committed corpus).
+# 4. Replay each target's committed corpus once (-runs=0: every input, no
+#    mutation): deterministic, and any failure, a disagreement included,
+#    fails the step.
 scratch=$(mktemp -d)
 failed=()
 findings=()
+for t in "${TARGETS[@]}"; do
+  log="$scratch/$t.replay.log"
+  mkdir -p "$scratch/artifacts"
+  if cargo "${TC[@]}" fuzz run "$t" "corpus/$t" -- -runs=0 -timeout=60 -rss_limit_mb=4096 \
+      -artifact_prefix="$scratch/artifacts/$t-replay-" >"$log" 2>&1; then
+    echo "fuzz: $t corpus replay ok: $(ls "corpus/$t" | wc -l) inputs"
+  else
+    echo "fuzz: $t corpus replay FAILED (a committed input; last lines of its log):"
+    grep -E -A12 'panicked|ERROR: (libFuzzer|AddressSanitizer)' "$log" | head -n 40 || tail -n 40 "$log"
+    echo "      replay one input: (cd fuzz && cargo ${TC[*]} fuzz run $t corpus/$t/<file>)"
+    failed+=("$t (corpus)")
+  fi
+done
+
+# 5. Run each for RUNS executions on a scratch copy of its seed corpus (new
+#    inputs go to the scratch directory, not into the committed corpus).
 for t in "${TARGETS[@]}"; do
   mkdir -p "$scratch/$t" "$scratch/artifacts"
   log="$scratch/$t.log"
