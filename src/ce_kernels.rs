@@ -38,6 +38,14 @@
 //! from the row plan) is blended in before the store, so a row is written
 //! exactly once, with streaming stores for outputs larger than the caches.
 //! No `N × C` temporary exists at any time.
+//!
+//! Two refinements of pass 1 without a softcap: rows of at most 16 KiB,
+//! and every 16 KiB block of longer rows, take their exact maximum first
+//! and then the exponentials from L1 ([`pass1_store`], [`max_of`],
+//! [`store_exp`]; a long row's blocks merge in block order). Labelled
+//! loss + gradient stores those exponentials in the gradient row itself,
+//! and pass 2 ([`pass2_stored`]) only rescales them in place: one `exp` per
+//! class instead of two.
 
 use crate::kernels::{closure, load_at};
 use crate::math;
