@@ -485,21 +485,20 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
     mut dst: Option<&mut [T]>,
 ) -> Option<RowStats> {
     // The exact maximum: a read of the row (from memory); the sweep below
-    // reads it again from the cache.
-    let m = ranges
-        .iter()
-        .map(|&(lo, hi)| max_of::<S, T>(s, &row[lo..hi]))
-        .fold(f64::NEG_INFINITY, |a, b| a.max(b.to_f64()));
+    // reads it again from the cache. (Loops, not iterator closures: a
+    // closure that is not inlined would lose the backend's target features.)
+    let mut m = f64::NEG_INFINITY;
+    for &(lo, hi) in ranges {
+        m = m.max(max_of::<S, T>(s, &row[lo..hi]).to_f64());
+    }
     if !m.is_finite() {
         return None;
     }
-    let sum = ranges
-        .iter()
-        .map(|&(lo, hi)| {
-            let d = dst.as_deref_mut().map(|d| &mut d[lo..hi]);
-            store_exp::<S, T>(s, &row[lo..hi], T::from_f64(m), d, 0)
-        })
-        .sum();
+    let mut sum = 0.0;
+    for &(lo, hi) in ranges {
+        let d = dst.as_deref_mut().map(|d| &mut d[lo..hi]);
+        sum += store_exp::<S, T>(s, &row[lo..hi], T::from_f64(m), d, 0);
+    }
     Some(RowStats {
         m,
         s: sum,

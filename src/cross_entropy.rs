@@ -1281,17 +1281,17 @@ impl<T: Float> Kernel for ColumnExp<'_, T> {
             };
             let ranges = &ranges[..nr];
             // (A NaN maximum, whichever way the vector max treats NaN,
-            // stays NaN and sends the row to the plain sweep.)
-            let m = ranges
-                .iter()
-                .map(|&(lo, hi)| max_of::<S, T>(s, &z[lo..hi]).to_f64())
-                .fold(f64::NEG_INFINITY, |a, b| {
-                    if a.is_nan() || b.is_nan() {
-                        f64::NAN
-                    } else {
-                        a.max(b)
-                    }
-                });
+            // stays NaN and sends the row to the plain sweep. Loops, not
+            // iterator closures: see `pass1_store`.)
+            let mut m = f64::NEG_INFINITY;
+            for &(lo, hi) in ranges {
+                let mr = max_of::<S, T>(s, &z[lo..hi]).to_f64();
+                m = if m.is_nan() || mr.is_nan() {
+                    f64::NAN
+                } else {
+                    m.max(mr)
+                };
+            }
             *st = if m == f64::NEG_INFINITY {
                 // No mass in this block (only -inf besides the target).
                 if let Some(d) = d {
@@ -1300,15 +1300,13 @@ impl<T: Float> Kernel for ColumnExp<'_, T> {
                 (m, 0.0)
             } else if m.is_finite() {
                 let origin = T::from_f64(m);
-                let sum = ranges
-                    .iter()
-                    .map(|&(lo, hi)| {
-                        let d = d.as_deref_mut().map(|d| &mut d[lo..hi]);
-                        // The next block's first read (its maximum) then
-                        // finds it in the cache.
-                        store_exp::<S, T>(s, &z[lo..hi], origin, d, b)
-                    })
-                    .sum();
+                let mut sum = 0.0;
+                for &(lo, hi) in ranges {
+                    let d = d.as_deref_mut().map(|d| &mut d[lo..hi]);
+                    // The next block's first read (its maximum) then finds
+                    // it in the cache.
+                    sum += store_exp::<S, T>(s, &z[lo..hi], origin, d, b);
+                }
                 (m, sum)
             } else {
                 (f64::INFINITY, f64::NAN)
