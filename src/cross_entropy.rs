@@ -512,7 +512,7 @@ fn check_out<T>(out: &RowsOut<'_, T>, rows: usize, len: usize) -> Result<(), Los
 /// streams: it stores pass 1's exponentials in the gradient and rescales
 /// them in place, which measured faster than recomputing them for a
 /// streamed gradient (`f32`, 1 thread, median of 15 calls: 32768 × 1000
-/// 2.28 against 1.49 G elements/s, 256 × 131072 2.06 against 1.65).
+/// 2.28 against 1.49 G elements/s, 256 × 131072 about 1.9 against 1.65).
 const STREAM_MIN_BYTES: usize = 64 << 20;
 
 /// Runs every row of a validated call through the deterministic tree.
@@ -1081,8 +1081,8 @@ fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) ->
 /// read from memory), then `e^{z_c - M_b}` stored and summed (a read from
 /// L1); the blocks' `(M_b, S_b)` merge in block order, and pass 2 only
 /// rescales the stored values, by `α e^{M_b - lse}`: one `exp` per class
-/// instead of two (256 × 131072 `f32`, 1 thread: 2.06 against 1.65 G
-/// elements/s).
+/// instead of two (256 × 131072 `f32`, 1 thread, `scripts/bench-report
+/// --quick`: 1.93 against 1.47 G elements/s).
 fn huge_rows<T: Float, L: Label>(job: RowsJob<'_, '_, T, L>) -> f64 {
     let cfg = job.cfg;
     let c = cfg.classes;
