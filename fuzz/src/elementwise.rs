@@ -203,8 +203,16 @@ impl<T: Elem> Case<T> {
                         let a = ((1.0 - y) * x).abs();
                         let core = a + lw_mag * sp;
                         let g = (1.0 - y).abs() + lw_mag * sig;
+                        // `core` and `g` themselves too: with `w = 0` their
+                        // products are NaN, which compares as no overflow,
+                        // while the oracle's `0 · inf` is NaN and the
+                        // kernel's exact `±0` (w meets the coefficients
+                        // first) is right (session 5, CI seed 1, f64:
+                        // x = -MAX, y = 1 + 2^-52, w = -0).
                         let ovf = tol::overflows_t::<T>(a)
                             || tol::overflows_t::<T>(lw_mag * sp)
+                            || tol::overflows_t::<T>(core)
+                            || tol::overflows_t::<T>(g)
                             || tol::overflows_t::<T>(w * core)
                             || tol::overflows_t::<T>(w * g)
                             || tol::overflows_t::<T>((p - 1.0) * y)
