@@ -230,6 +230,18 @@ impl Vector for F32x16 {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_rcp14_ps(self.0) })
     }
+    const TABLE16: bool = true;
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn lookup16(_: Avx512, idx: Self, table: &[f32; 16]) -> Self {
+        // `vpermps`: lane i takes table[idx_i & 15] (the instruction reads
+        // only the low four bits of each index).
+        // SAFETY: see the note at the top of this impl; the unaligned load
+        // reads exactly the 16 floats of `table`.
+        Self(unsafe {
+            _mm512_permutexvar_ps(_mm512_castps_si512(idx.0), _mm512_loadu_ps(table.as_ptr()))
+        })
+    }
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     fn mul_add(self, a: Self, b: Self) -> Self {

@@ -120,6 +120,35 @@ pub trait Vector: Copy {
     fn recip_approx(self) -> Self {
         self.recip()
     }
+    /// Whether [`Vector::lookup16`] is one instruction (AVX-512 `f32`:
+    /// `vpermps` over a 16-lane register), which makes a 16-entry table in
+    /// [`crate::math`] cheaper than polynomial terms.
+    const TABLE16: bool = false;
+    /// Lane `i` of the result is `table[b & 15]`, where `b` is the bit
+    /// pattern of lane `i` of `idx` (the low four bits of the mantissa). The
+    /// default goes through memory, lane by lane; the math uses it only where
+    /// [`Vector::TABLE16`] holds.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn lookup16(s: Self::Simd, idx: Self, table: &[Self::Elem; 16]) -> Self {
+        use crate::Float;
+        let zero = <Self::Elem as Float>::ZERO;
+        let mut lanes = [zero; 16];
+        let n = Self::LANES.min(16);
+        idx.store(&mut lanes[..n]);
+        for v in &mut lanes[..n] {
+            // The low mantissa bits of an f32 sit 29 bits up in its
+            // (exact) f64 widening.
+            let b = v.to_f64().to_bits();
+            let b = if core::mem::size_of::<Self::Elem>() == 4 {
+                b >> 29
+            } else {
+                b
+            };
+            *v = table[(b & 15) as usize];
+        }
+        Self::load(s, &lanes[..n])
+    }
     /// Whether [`Vector::mul_add`] rounds once (a fused multiply-add).
     const FUSED: bool = false;
     /// `self * a + b`, fused where the backend has FMA.
@@ -352,6 +381,62 @@ mod tests {
         assert_eq!(dispatch(Backend::Auto, Which), detected());
         assert!(is_available(detected()));
         println!("detected backend: {:?}", detected());
+    }
+
+    /// `lookup16` of every lane of `idx` on the backend it runs on, for
+    /// `f32` and `f64` lanes.
+    struct Lookup<'a> {
+        idx32: &'a [f32],
+        idx64: &'a [f64],
+    }
+    impl Kernel for Lookup<'_> {
+        type Output = (Vec<f32>, Vec<f64>);
+        fn run<S: Simd>(self, s: S) -> Self::Output {
+            fn each<V: Vector>(s: V::Simd, idx: &[V::Elem]) -> Vec<V::Elem> {
+                let table: [V::Elem; 16] =
+                    core::array::from_fn(|j| crate::Float::from_f64(100.0 + j as f64));
+                let mut out = Vec::new();
+                for chunk in idx.chunks(V::LANES) {
+                    let v = V::load_partial(s, chunk, crate::Float::ZERO);
+                    let mut lanes = vec![crate::Float::ZERO; V::LANES];
+                    V::lookup16(s, v, &table).store(&mut lanes);
+                    out.extend_from_slice(&lanes[..chunk.len()]);
+                }
+                out
+            }
+            (each::<S::F32>(s, self.idx32), each::<S::F64>(s, self.idx64))
+        }
+    }
+
+    #[test]
+    fn lookup16_reads_the_low_four_bits() {
+        let idx32: Vec<f32> = (0..40u32)
+            .map(|k| f32::from_bits(0x4940_0000 + k * 7))
+            .chain([f32::NAN, -0.0, f32::INFINITY, 786_432.0 - 0.0625])
+            .collect();
+        let idx64: Vec<f64> = (0..40u64)
+            .map(|k| f64::from_bits(0x4128_0000_0000_0000 + k * 7))
+            .chain([f64::NAN, -0.0])
+            .collect();
+        let want32: Vec<f32> = idx32
+            .iter()
+            .map(|x| 100.0 + (x.to_bits() & 15) as f32)
+            .collect();
+        let want64: Vec<f64> = idx64
+            .iter()
+            .map(|x| 100.0 + (x.to_bits() & 15) as f64)
+            .collect();
+        for b in Backend::available() {
+            let (g32, g64) = dispatch(
+                b,
+                Lookup {
+                    idx32: &idx32,
+                    idx64: &idx64,
+                },
+            );
+            assert_eq!(g32, want32, "{b:?} f32");
+            assert_eq!(g64, want64, "{b:?} f64");
+        }
     }
 
     #[test]
