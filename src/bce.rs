@@ -85,7 +85,7 @@ macro_rules! common_methods {
                 }
             }
             let scale = T::from_f64(kernel_scale);
-            let (job, plan) = self.prepare(input, target, Out::Grad(&mut *grad, scale))?;
+            let (job, plan) = self.prepare(input, target, Out::Grad(&mut *grad, scale, false))?;
             let loss = elementwise::run(job, &plan)?;
             divide_gradient(grad, divisor);
             Ok(loss)
@@ -106,7 +106,8 @@ macro_rules! common_methods {
         ) -> Result<T, LossError> {
             let (job, plan) = self.prepare(input, target, Out::None)?;
             let loss = elementwise::run(job, &plan)?;
-            let (mut job, plan) = self.prepare(input, target, Out::Grad(&mut *grad, T::ONE))?;
+            let (mut job, plan) =
+                self.prepare(input, target, Out::Grad(&mut *grad, T::ONE, false))?;
             job.weight = Operand::Splat(T::ONE);
             elementwise::run_sum(job)?;
             weight_and_divide_gradient(grad, weight, plan.denominator);
@@ -124,7 +125,7 @@ macro_rules! common_methods {
             out: &mut [T],
         ) -> Result<(), LossError> {
             check_len("out", input.len(), out.len())?;
-            let (job, _) = self.prepare(input, target, Out::PerElement(out))?;
+            let (job, _) = self.prepare(input, target, Out::PerElement(out, false))?;
             elementwise::run_sum(job).map(|_| ())
         }
 

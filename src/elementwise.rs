@@ -145,11 +145,19 @@ fn check_probabilities<T: Float>(prob: &[T], target: &[T], offset: usize) -> Res
 
 /// Runs a validated elementwise job and reduces its sum with `plan`.
 pub(crate) fn run<T: Float>(job: ElementwiseJob<'_, T>, plan: &Plan) -> Result<T, LossError> {
+    let job = ElementwiseJob {
+        out: job.out.stream_if_large(),
+        ..job
+    };
     let sum = parallel::reduce(job, LEAF, PARALLEL_MIN)?;
     Ok(T::from_f64(plan.reduce(sum)))
 }
 
 /// Runs a validated elementwise job and returns its partial sum.
 pub(crate) fn run_sum<T: Float>(job: ElementwiseJob<'_, T>) -> Result<f64, LossError> {
+    let job = ElementwiseJob {
+        out: job.out.stream_if_large(),
+        ..job
+    };
     parallel::reduce(job, LEAF, PARALLEL_MIN)
 }

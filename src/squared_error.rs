@@ -112,7 +112,7 @@ impl SquaredError {
         let plan = self.common.plan(pred.len() as f64)?;
         let (kernel_scale, divisor) = plan.kernel_grad_scale::<T>();
         let scale = T::from_f64(2.0 * kernel_scale);
-        let (job, plan) = self.prepare(pred, target, Out::Grad(&mut *grad, scale))?;
+        let (job, plan) = self.prepare(pred, target, Out::Grad(&mut *grad, scale, false))?;
         let loss = elementwise::run(job, &plan)?;
         divide_gradient(grad, divisor);
         Ok(loss)
@@ -130,7 +130,7 @@ impl SquaredError {
     ) -> Result<(), LossError> {
         check_len("target", pred.len(), target.len())?;
         check_len("out", pred.len(), out.len())?;
-        let (job, _) = self.prepare(pred, target, Out::PerElement(out))?;
+        let (job, _) = self.prepare(pred, target, Out::PerElement(out, false))?;
         elementwise::run_sum(job).map(|_| ())
     }
 

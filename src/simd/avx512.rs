@@ -230,6 +230,21 @@ impl Vector for F32x16 {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_rcp14_ps(self.0) })
     }
+    const REALIGN: bool = true;
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn concat_shift(_: Avx512, lo: Self, hi: Self, shift: usize) -> Self {
+        // `vpermt2ps` over the 32 lanes lo ++ hi: lane i takes lane
+        // shift + i (the instruction reads the low five bits of each index).
+        // SAFETY: see the note at the top of this impl.
+        Self(unsafe {
+            let idx = _mm512_add_epi32(
+                _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                _mm512_set1_epi32(shift as i32),
+            );
+            _mm512_permutex2var_ps(lo.0, idx, hi.0)
+        })
+    }
     const TABLE16: bool = true;
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
@@ -420,6 +435,22 @@ impl Vector for F64x8 {
     type Mask = M8;
     type Acc = Acc64;
     const LANES: usize = 8;
+    const REALIGN: bool = true;
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn concat_shift(_: Avx512, lo: Self, hi: Self, shift: usize) -> Self {
+        // `vpermt2pd` over the 16 lanes lo ++ hi: lane i takes lane
+        // shift + i (the instruction reads the low four bits of each index).
+        // SAFETY: a value of this type exists only if an `Avx512` token was
+        // created, so AVX-512F is present; no memory is accessed.
+        Self(unsafe {
+            let idx = _mm512_add_epi64(
+                _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0),
+                _mm512_set1_epi64(shift as i64),
+            );
+            _mm512_permutex2var_pd(lo.0, idx, hi.0)
+        })
+    }
     const FUSED: bool = true;
 
     // SAFETY (every `unsafe` block below unless it says otherwise): as for

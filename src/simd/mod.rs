@@ -149,6 +149,24 @@ pub trait Vector: Copy {
         }
         Self::load(s, &lanes[..n])
     }
+    /// Whether [`Vector::concat_shift`] is one instruction (AVX-512:
+    /// `vpermt2ps`/`vpermt2pd`), which lets streaming stores go through a
+    /// misaligned output.
+    const REALIGN: bool = false;
+    /// Lanes `shift..LANES` of `lo` followed by lanes `0..shift` of `hi`
+    /// (`shift < LANES`, else unspecified lanes). The default goes through
+    /// memory.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn concat_shift(s: Self::Simd, lo: Self, hi: Self, shift: usize) -> Self {
+        use crate::Float;
+        let n = Self::LANES.min(16);
+        let mut lanes = [<Self::Elem as Float>::ZERO; 32];
+        lo.store(&mut lanes[..n]);
+        hi.store(&mut lanes[n..2 * n]);
+        let shift = shift.min(n);
+        Self::load(s, &lanes[shift..shift + n])
+    }
     /// Whether [`Vector::mul_add`] rounds once (a fused multiply-add).
     const FUSED: bool = false;
     /// `self * a + b`, fused where the backend has FMA.
