@@ -20,6 +20,7 @@ use crate::ce_kernels::{
     SweepKernel, Write,
 };
 use crate::error::check_len;
+use crate::float::Labels;
 use crate::options::{check_non_negative, divide_gradient, Common};
 use crate::parallel::{self, Job};
 use crate::simd::{self, Kernel, Simd, Vector};
@@ -111,8 +112,8 @@ struct Config<'a, T> {
 
 /// The targets of a block of rows.
 #[derive(Clone, Copy)]
-enum Targets<'a, T, L> {
-    Labels(&'a [L]),
+enum Targets<'a, T> {
+    Labels(Labels<'a>),
     Dense(&'a [T]),
     /// The primitives: no targets.
     None,
@@ -315,7 +316,7 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         let plan = self.common.plan(weight)?;
         let (kernel_scale, divisor) = plan.kernel_grad_scale::<T>();
         cfg.grad_scale = kernel_scale;
-        let sum = run_rows(&cfg, logits, Targets::Labels(labels), out)?;
+        let sum = run_rows(&cfg, logits, Targets::Labels(L::labels(labels)), out)?;
         Ok((plan.reduce(sum), Partial { sum, weight }, divisor))
     }
 
@@ -334,7 +335,7 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         let plan = self.common.plan(weight)?;
         let (kernel_scale, divisor) = plan.kernel_grad_scale::<T>();
         cfg.grad_scale = kernel_scale;
-        let sum = run_rows::<T, u32>(&cfg, logits, Targets::Dense(targets), out)?;
+        let sum = run_rows::<T>(&cfg, logits, Targets::Dense(targets), out)?;
         Ok((plan.reduce(sum), Partial { sum, weight }, divisor))
     }
 
@@ -516,10 +517,10 @@ fn check_out<T>(out: &RowsOut<'_, T>, rows: usize, len: usize) -> Result<(), Los
 const STREAM_MIN_BYTES: usize = 64 << 20;
 
 /// Runs every row of a validated call through the deterministic tree.
-fn run_rows<T: Float, L: Label>(
+fn run_rows<T: Float>(
     cfg: &Config<'_, T>,
     logits: &[T],
-    targets: Targets<'_, T, L>,
+    targets: Targets<'_, T>,
     out: RowsOut<'_, T>,
 ) -> Result<f64, LossError> {
     let leaf_rows = (ROW_LEAF / cfg.classes).max(1);
@@ -543,15 +544,15 @@ fn run_rows<T: Float, L: Label>(
     parallel::reduce(job, leaf_rows, parallel_rows)
 }
 
-struct RowsJob<'a, 'c, T, L> {
+pub(crate) struct RowsJob<'a, 'c, T> {
     cfg: &'c Config<'c, T>,
     logits: &'a [T],
-    targets: Targets<'a, T, L>,
+    targets: Targets<'a, T>,
     out: RowsOut<'a, T>,
     rows: usize,
 }
 
-impl<T: Float, L: Label> Job for RowsJob<'_, '_, T, L> {
+impl<T: Float> Job for RowsJob<'_, '_, T> {
     type Output = f64;
 
     fn combine(a: f64, b: f64) -> f64 {
@@ -610,6 +611,14 @@ impl<T: Float, L: Label> Job for RowsJob<'_, '_, T, L> {
     }
 
     fn run(self) -> Result<f64, LossError> {
+        T::run_rows(self)
+    }
+}
+
+impl<T: Float> RowsJob<'_, '_, T> {
+    /// [`Job::run`], reached through [`Float`] so that it is compiled in this
+    /// crate (see `float::sealed`).
+    pub(crate) fn run_here(self) -> Result<f64, LossError> {
         if self.cfg.classes <= COL_LEAF {
             Ok(simd::dispatch(self.cfg.backend, self))
         } else {
@@ -903,16 +912,11 @@ impl RowPlan {
 
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
-fn row_target<'a, T, L: Label>(
-    cfg: &Config<'_, T>,
-    targets: &Targets<'a, T, L>,
-    r: usize,
-) -> RowTarget<'a, T> {
+fn row_target<'a, T>(cfg: &Config<'_, T>, targets: &Targets<'a, T>, r: usize) -> RowTarget<'a, T> {
     let c = cfg.classes;
     match *targets {
         Targets::Labels(labels) => match labels.get(r) {
-            Some(&l) => {
-                let l = l.to_i64();
+            Some(l) => {
                 if Some(l) == cfg.ignore || l < 0 || l as u64 >= c as u64 {
                     RowTarget::Ignored
                 } else {
@@ -963,19 +967,19 @@ fn finish_row<T: Float>(
     }
 }
 
-impl<T: Float, L: Label> Kernel for RowsJob<'_, '_, T, L> {
+impl<T: Float> Kernel for RowsJob<'_, '_, T> {
     type Output = f64;
 
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     fn run<S: Simd>(self, s: S) -> f64 {
-        rows_kernel::<S, T, L>(s, self)
+        rows_kernel::<S, T>(s, self)
     }
 }
 
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
-fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) -> f64 {
+fn rows_kernel<S: Simd, T: Float>(s: S, job: RowsJob<'_, '_, T>) -> f64 {
     let cfg = job.cfg;
     let c = cfg.classes;
     let w = cfg.w;
@@ -1083,7 +1087,7 @@ fn rows_kernel<S: Simd, T: Float, L: Label>(s: S, job: RowsJob<'_, '_, T, L>) ->
 /// rescales the stored values, by `α e^{M_b - lse}`: one `exp` per class
 /// instead of two (256 × 131072 `f32`, 1 thread, `scripts/bench-report
 /// --quick`: 1.93 against 1.47 G elements/s).
-fn huge_rows<T: Float, L: Label>(job: RowsJob<'_, '_, T, L>) -> f64 {
+fn huge_rows<T: Float>(job: RowsJob<'_, '_, T>) -> f64 {
     let cfg = job.cfg;
     let c = cfg.classes;
     let mut out = job.out;
@@ -1214,7 +1218,7 @@ fn store_block<T>() -> usize {
 /// into `blocks` (`(-inf, 0)` and zeros stored for a block of only `-inf`;
 /// `M_b = +inf` leaves the block unwritten, and the row falls back to the
 /// plain sweep).
-struct ColumnExp<'a, T> {
+pub(crate) struct ColumnExp<'a, T> {
     backend: Backend,
     z: &'a [T],
     /// Where `z` starts in the row (a multiple of the block).
@@ -1258,6 +1262,14 @@ impl<T: Float> Job for ColumnExp<'_, T> {
         )
     }
     fn run(self) -> Result<(), LossError> {
+        T::run_column_exp(self)
+    }
+}
+
+impl<T: Float> ColumnExp<'_, T> {
+    /// [`Job::run`], reached through [`Float`] so that it is compiled in this
+    /// crate (see `float::sealed`).
+    pub(crate) fn run_here(self) -> Result<(), LossError> {
         simd::dispatch(self.backend, self);
         Ok(())
     }
@@ -1317,7 +1329,7 @@ impl<T: Float> Kernel for ColumnExp<'_, T> {
 
 /// A column block of a long row's pass 2 from stored exponentials (in
 /// `out` itself, or in `src`): see [`pass2_stored`].
-struct ColumnStored<'a, T> {
+pub(crate) struct ColumnStored<'a, T> {
     backend: Backend,
     w: Option<&'a [T]>,
     /// The scale of each block of [`store_block`] classes.
@@ -1357,6 +1369,14 @@ impl<T: Float> Job for ColumnStored<'_, T> {
         )
     }
     fn run(self) -> Result<(), LossError> {
+        T::run_column_stored(self)
+    }
+}
+
+impl<T: Float> ColumnStored<'_, T> {
+    /// [`Job::run`], reached through [`Float`] so that it is compiled in this
+    /// crate (see `float::sealed`).
+    pub(crate) fn run_here(self) -> Result<(), LossError> {
         simd::dispatch(self.backend, self);
         Ok(())
     }
@@ -1382,7 +1402,7 @@ impl<T: Float> Kernel for ColumnStored<'_, T> {
     }
 }
 
-struct ColumnPass1<'a, T> {
+pub(crate) struct ColumnPass1<'a, T> {
     backend: Backend,
     z: &'a [T],
     w: Option<&'a [T]>,
@@ -1418,6 +1438,14 @@ impl<T: Float> Job for ColumnPass1<'_, T> {
         )
     }
     fn run(self) -> Result<RowStats, LossError> {
+        T::run_column_pass1(self)
+    }
+}
+
+impl<T: Float> ColumnPass1<'_, T> {
+    /// [`Job::run`], reached through [`Float`] so that it is compiled in this
+    /// crate (see `float::sealed`).
+    pub(crate) fn run_here(self) -> Result<RowStats, LossError> {
         Ok(simd::dispatch(
             self.backend,
             SweepKernel {
@@ -1431,7 +1459,7 @@ impl<T: Float> Job for ColumnPass1<'_, T> {
     }
 }
 
-struct ColumnPass2<'a, T> {
+pub(crate) struct ColumnPass2<'a, T> {
     backend: Backend,
     x: &'a [T],
     w: Option<&'a [T]>,
@@ -1481,6 +1509,14 @@ impl<T: Float> Job for ColumnPass2<'_, T> {
         )
     }
     fn run(self) -> Result<(), LossError> {
+        T::run_column_pass2(self)
+    }
+}
+
+impl<T: Float> ColumnPass2<'_, T> {
+    /// [`Job::run`], reached through [`Float`] so that it is compiled in this
+    /// crate (see `float::sealed`).
+    pub(crate) fn run_here(self) -> Result<(), LossError> {
         simd::dispatch(
             self.backend,
             Pass2Kernel {
@@ -1550,7 +1586,7 @@ impl Softmax {
             grad_scale: 0.0,
             stream: false,
         };
-        run_rows::<T, u32>(&cfg, logits, Targets::None, out).map(|_| ())
+        run_rows::<T>(&cfg, logits, Targets::None, out).map(|_| ())
     }
 
     /// `out[r] = ln Σ_c e^{logits[r, c]}` for each row, computed stably.

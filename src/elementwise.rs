@@ -73,6 +73,14 @@ impl<T: Float> Job for ElementwiseJob<'_, T> {
     }
 
     fn run(self) -> Result<f64, LossError> {
+        T::run_elementwise(self)
+    }
+}
+
+impl<T: Float> ElementwiseJob<'_, T> {
+    /// [`Job::run`], reached through [`Float`] so that it is compiled in this
+    /// crate (see `float::sealed`).
+    pub(crate) fn run_here(self) -> Result<f64, LossError> {
         let sum = match self.kind {
             Kind::SquaredError => simd::dispatch(
                 self.backend,
