@@ -271,7 +271,7 @@ pub(crate) fn pass1<S: Simd, T: Float>(
             let origin_new = V::<S, T>::select(m_new.eq(ninf), zero, m_new);
             if V::<S, T>::any(m.lt(m_new)) {
                 // e^{-inf} = 0 for a lane that had seen only -inf (its sums are 0).
-                let factor = math::exp(s, m.sub(origin_new));
+                let factor = math::exp_nonpositive(s, m.sub(origin_new));
                 sum = sum.mul(factor);
                 acc = V::<S, T>::acc_scale(acc, factor);
             }
@@ -292,10 +292,10 @@ pub(crate) fn pass1<S: Simd, T: Float>(
             let x3 = capped(s, V::<S, T>::load(s, &z[i + 3 * lanes..]), cap);
             let block_max = x0.max(x1).max(x2.max(x3));
             let origin = raise_max!(m.max(block_max));
-            let e0 = math::exp(s, x0.sub(origin));
-            let e1 = math::exp(s, x1.sub(origin));
-            let e2 = math::exp(s, x2.sub(origin));
-            let e3 = math::exp(s, x3.sub(origin));
+            let e0 = math::exp_nonpositive(s, x0.sub(origin));
+            let e1 = math::exp_nonpositive(s, x1.sub(origin));
+            let e2 = math::exp_nonpositive(s, x2.sub(origin));
+            let e3 = math::exp_nonpositive(s, x3.sub(origin));
             sum = sum.add(e0.add(e1).add(e2.add(e3)));
             i += 4 * lanes;
             block += 4;
@@ -312,7 +312,7 @@ pub(crate) fn pass1<S: Simd, T: Float>(
             // never exceeds a real capped logit: drop their exponentials.
             let x = capped(s, raw, cap);
             let origin = raise_max!(m.max(x));
-            let e = math::exp(s, x.sub(origin));
+            let e = math::exp_nonpositive(s, x.sub(origin));
             let e = if cap.is_some() {
                 e.keep_first(valid)
             } else {
@@ -332,7 +332,10 @@ pub(crate) fn pass1<S: Simd, T: Float>(
         0.0
     } else {
         // Lanes with m_l = -inf have s_l = 0: e^{-inf} = 0 keeps them 0.
-        V::<S, T>::acc_sum(V::<S, T>::acc_scale(acc, math::exp(s, m.sub(mv))))
+        V::<S, T>::acc_sum(V::<S, T>::acc_scale(
+            acc,
+            math::exp_nonpositive(s, m.sub(mv)),
+        ))
     };
     let total = if V::<S, T>::acc_sum(acc).is_nan() {
         f64::NAN
@@ -453,7 +456,7 @@ pub(crate) fn excess<S: Simd, T: Float>(
             let valid = (n - i).min(lanes);
             let x = capped(s, load_at(s, seg.z, i, T::ZERO), cap);
             let below = x.lt(mv);
-            let e = V::<S, T>::select(below, math::exp(s, x.sub(mv)), zero);
+            let e = V::<S, T>::select(below, math::exp_nonpositive(s, x.sub(mv)), zero);
             let at_max = V::<S, T>::select(x.eq(mv), one, zero);
             acc_s = V::<S, T>::acc_add(acc_s, e.keep_first(valid));
             acc_n = V::<S, T>::acc_add(acc_n, at_max.keep_first(valid));
@@ -551,7 +554,7 @@ pub(crate) fn store_exp<S: Simd, T: Float>(
         if ahead > 0 {
             crate::simd::prefetch(z, i + ahead);
         }
-        let e = math::exp(s, V::<S, T>::load(s, &z[i..]).sub(origin));
+        let e = math::exp_nonpositive(s, V::<S, T>::load(s, &z[i..]).sub(origin));
         if let Some(d) = dst.as_deref_mut() {
             e.store(&mut d[i..]);
         }
@@ -565,7 +568,7 @@ pub(crate) fn store_exp<S: Simd, T: Float>(
     }
     if i < n {
         let x: V<S, T> = V::<S, T>::load_partial(s, &z[i..], ninf);
-        let e = math::exp(s, x.sub(origin));
+        let e = math::exp_nonpositive(s, x.sub(origin));
         if let Some(d) = dst {
             e.store_partial(&mut d[i..]);
         }

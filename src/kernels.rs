@@ -49,8 +49,9 @@
 //! (an infinite or NaN input, a value out of range, an `f32` partial sum
 //! that overflowed) the careful form runs again over the same slice and
 //! decides. Both are deterministic, so the results stay bitwise identical
-//! for any thread count. The transcendental kernels prefetch their input
-//! streams ahead of the hardware prefetcher; every closure handed to the
+//! for any thread count. The elementwise kernels leave the input streams
+//! to the hardware prefetcher (a software prefetch of each line measured
+//! slower, in cache and at 2^24); every closure handed to the
 //! driver is `#[inline(always)]` (a closure compiled out of line would lose
 //! the trampoline's target features, and its intrinsics would become calls);
 //! in builds with `debug_assertions`, `#[inline]`, see the `simd` module.
@@ -120,9 +121,6 @@ impl<'a, T: Copy> Out<'a, T> {
         }
     }
 }
-
-/// How far ahead (in elements) the transcendental kernels prefetch.
-const PREFETCH: usize = 1024;
 
 const MODE_LOSS: u8 = 0;
 const MODE_GRAD: u8 = 1;
@@ -280,15 +278,17 @@ where
     let mut acc = [V::acc_zero(s); 4];
     let mut i = 0;
     if presum && lanes > 1 {
-        // Eight vectors per round, each one's body finished (and stored)
+        // Rounds of four vectors, each one's body finished (and stored)
         // before the next: interleaved copies of the heavy bodies that
-        // pre-sum (BCE) need more registers than there are, and the spills
-        // measured slower (AVX2 about 10%); the out-of-order core overlaps
-        // them instead. Their f32 sum is a balanced tree,
-        // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): three roundings
-        // deep, as the sequential sum of four it replaced, with half the
-        // widenings into the f64 accumulator (BCE with logits loss+grad
-        // 2^16: 29.7 -> 30.8 x naive, simd_quick).
+        // pre-sum (BCE) need more registers than there are. The f32 sums
+        // of two rounds form a balanced tree, ((l0 + l1) + (l2 + l3)) +
+        // ((l4 + l5) + (l6 + l7)), three roundings deep, before one
+        // widening into the f64 accumulator. Written as rounds of four
+        // (the second of a pair adding the first's sum) rather than eight:
+        // the compiler then no longer interleaves eight bodies, whose live
+        // values spilled, and the loop condition bounds every load. With
+        // the software prefetch this kernel had, that was BCE with logits
+        // loss 2^16 2.25-2.33 -> 2.44 G elem/s and 2^24 1.82 -> 2.03.
         macro_rules! one {
             ($k:expr) => {{
                 let at = i + $k * lanes;
@@ -297,40 +297,38 @@ where
                 l
             }};
         }
-        while n - i >= 8 * lanes {
+        let zero = V::splat(s, <V::Elem as Float>::ZERO);
+        // A local accumulator, kept in registers across the loop.
+        let mut sum = V::acc_zero(s);
+        let mut first = zero;
+        let mut odd = false;
+        while n - i >= 4 * lanes {
             let l0 = one!(0);
             let s01 = l0.add(one!(1));
             let l2 = one!(2);
             let s03 = s01.add(l2.add(one!(3)));
-            let l4 = one!(4);
-            let s45 = l4.add(one!(5));
-            let l6 = one!(6);
-            let s47 = s45.add(l6.add(one!(7)));
-            acc[0] = V::acc_add(acc[0], s03.add(s47));
-            i += 8 * lanes;
-        }
-        // The last up to seven vectors one at a time: every 4 the f32
-        // partial sum ((l0 + l1) + l2) + l3 is widened and added to the
-        // accumulator (the leading 0 + l0 is exact but for the sign of a
-        // zero).
-        let zero = V::splat(s, <V::Elem as Float>::ZERO);
-        let mut part = zero;
-        let mut count = 0;
-        while n - i >= lanes {
-            let (l, d) = f(i, lanes);
-            part = part.add(l);
-            count += 1;
-            if count == 4 {
-                acc[0] = V::acc_add(acc[0], part);
-                part = zero;
-                count = 0;
+            if odd {
+                sum = V::acc_add(sum, first.add(s03));
+            } else {
+                first = s03;
             }
-            emit!(i, l, d);
+            odd = !odd;
+            i += 4 * lanes;
+        }
+        if odd {
+            sum = V::acc_add(sum, first);
+        }
+        // The last up to three vectors: (l0 + l1) + l2, widened once.
+        if n - i >= lanes {
+            let mut part = one!(0);
             i += lanes;
+            while n - i >= lanes {
+                part = part.add(one!(0));
+                i += lanes;
+            }
+            sum = V::acc_add(sum, part);
         }
-        if count != 0 {
-            acc[0] = V::acc_add(acc[0], part);
-        }
+        acc[0] = sum;
     }
     // `n - i >= ...` rather than `i + ... <= n`: cannot wrap.
     while n - i >= 4 * lanes {
@@ -865,9 +863,6 @@ fn bce_logits<S: Simd, T: Float, W: Factor<T>, P: Factor<T>>(
         #[cfg_attr(not(debug_assertions), inline(always))]
         #[cfg_attr(debug_assertions, inline)]
         |i: usize, valid: usize, careful: bool| {
-            // The arithmetic is heavy: fetch the streams ahead.
-            crate::simd::prefetch(logit, i + PREFETCH);
-            crate::simd::prefetch(target, i + PREFETCH);
             let x: V<S, T> = load_n(s, logit, i, valid, T::ZERO);
             let y: V<S, T> = load_n(s, target, i, valid, T::ZERO);
             let lg = math::logistic(s, x);

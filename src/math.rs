@@ -384,10 +384,12 @@ where
     exp_clamped(s, splat::<V>(s, hi).min(splat::<V>(s, lo).max(x)))
 }
 
-/// [`exp`] for `x <= 0` or NaN (one clamp less).
+/// [`exp`] for `x <= 0` or NaN (one clamp less): bit for bit the same
+/// result there, one vector operation fewer (the softmax kernels, whose
+/// arguments are `z - max`).
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
-fn exp_nonpositive<V: Vector>(s: V::Simd, x: V) -> V
+pub(crate) fn exp_nonpositive<V: Vector>(s: V::Simd, x: V) -> V
 where
     V::Elem: Float,
 {
