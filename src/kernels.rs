@@ -286,9 +286,10 @@ where
         // widening into the f64 accumulator. Written as rounds of four
         // (the second of a pair adding the first's sum) rather than eight:
         // the compiler then no longer interleaves eight bodies, whose live
-        // values spilled, and the loop condition bounds every load. With
-        // the software prefetch this kernel had, that was BCE with logits
-        // loss 2^16 2.25-2.33 -> 2.44 G elem/s and 2^24 1.82 -> 2.03.
+        // values spilled. Together with dropping BCE with logits' software
+        // prefetch: its loss 2^16 2.27-2.28 -> 2.39-2.44 G elem/s, 2^24
+        // 1.85-1.88 -> 1.92-2.20 (simd_quick, alternated). The loads keep
+        // their bounds checks (the compiler does not drop them here).
         macro_rules! one {
             ($k:expr) => {{
                 let at = i + $k * lanes;
