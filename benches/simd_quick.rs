@@ -23,6 +23,10 @@
 //! `bce_logits fwd 2^24 >= 0.8 x read2`, `bce_logits fwd_grad 2^16 >= 30 x
 //! naive`; and the default build >= 0.95 x the native build in cache. The
 //! `bce_probs fwd 2^24` group shows BCE on probabilities beside both limits.
+//! The `ce fwd` / `ce fwd_grad` groups are issue 4's cross-entropy workloads
+//! (256 x 131072 and 4096 x 1000) against `read1` (the logits read once),
+//! `read1_write1` (read + gradient store) and `exp1` (one polynomial `exp`
+//! per element, in cache).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -30,7 +34,9 @@ mod support;
 use std::hint::black_box;
 use std::time::Instant;
 
-use loss_kernels::{Backend, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, SquaredError};
+use loss_kernels::{
+    Backend, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, CrossEntropy, SquaredError,
+};
 use support::{data, naive, reference, Elementwise};
 
 /// A kernel under test: `(name, f(a, b, grad) -> sum)`.
@@ -140,6 +146,36 @@ fn bce_probs(backend: Backend) -> Candidate<'static> {
     (name, Box::new(move |a, b, _| bce.loss(a, b).unwrap()))
 }
 
+/// Cross entropy with integer labels (the logits are `a`; `b` is unused).
+fn ce(labels: &[u32], classes: usize, with_grad: bool) -> Candidate<'_> {
+    let name = "loss_kernels Auto".to_string();
+    if with_grad {
+        (
+            name,
+            Box::new(move |a, _, g| {
+                CrossEntropy::new()
+                    .loss_grad(a, classes, labels, g)
+                    .unwrap()
+            }),
+        )
+    } else {
+        (
+            name,
+            Box::new(move |a, _, _| CrossEntropy::new().loss(a, classes, labels).unwrap()),
+        )
+    }
+}
+
+/// A rows kernel of `support::reference` as a candidate.
+type RowsFn = fn(&[f32], usize, &[u32], &mut [f32], f32) -> f32;
+
+fn rows_ref<'a>(name: &str, k: RowsFn, labels: &'a [u32], classes: usize) -> Candidate<'a> {
+    (
+        name.to_string(),
+        Box::new(move |a, _, g| k(a, classes, labels, g, 1.0)),
+    )
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     let rounds = if quick { 15 } else { 60 };
@@ -233,5 +269,42 @@ fn main() {
         cands.extend(all.iter().map(|&b| mse(b, true)));
         cands.push(from_support("naive", naive::mse_fwd_grad, scale));
         group("mse fwd_grad 2^16", n, &x, &y, &mut grad, &cands, rounds);
+        drop((x, y, grad));
+
+        // Cross entropy (issue 4): the loss against the one-array read limit
+        // and one polynomial exp per element, loss + grad against read+write.
+        for (rows, classes) in [(256_usize, 131_072_usize), (4096, 1000), (16, 16_384)] {
+            let (logits, labels) = data::classification(rows, classes);
+            let n = rows * classes;
+            let cands = vec![
+                rows_ref(
+                    "read1 (logits read limit)",
+                    reference::read1_rows,
+                    &labels,
+                    classes,
+                ),
+                ce(&labels, classes, false),
+                rows_ref(
+                    "exp1 (1 poly exp / elem limit)",
+                    reference::exp1_rows,
+                    &labels,
+                    classes,
+                ),
+            ];
+            let title = format!("ce fwd {rows}x{classes}");
+            group(&title, n, &logits, &[], &mut [], &cands, rounds);
+            let mut grad = data::output(n);
+            let cands = vec![
+                rows_ref(
+                    "read1_write1 (read + store limit)",
+                    reference::read1_write1_rows,
+                    &labels,
+                    classes,
+                ),
+                ce(&labels, classes, true),
+            ];
+            let title = format!("ce fwd_grad {rows}x{classes}");
+            group(&title, n, &logits, &[], &mut grad, &cands, rounds);
+        }
     });
 }
