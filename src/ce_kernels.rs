@@ -47,7 +47,7 @@
 //! and pass 2 ([`pass2_stored`]) only rescales them in place: one `exp` per
 //! class instead of two.
 
-use crate::kernels::{closure, load_at};
+use crate::kernels::load_at;
 use crate::math;
 use crate::simd::{Kernel, Simd, Vector};
 use crate::Float;
@@ -165,6 +165,19 @@ pub(crate) fn merge_lse(m1: f64, s1: f64, m2: f64, s2: f64) -> (f64, f64) {
 /// `s - 1 = (count - 1) + Σ_{z < m} e^{z - m}` exactly enough for `ln_1p`.
 pub(crate) fn ln_sum(excess: RowStats) -> f64 {
     ((excess.a - 1.0) + excess.s).ln_1p()
+}
+
+/// `ln(1 + v)` for `v >= 0` (or NaN): `ln` of the rounded `1 + v` from
+/// `v = 0.5` up (`ln(1 + v) >= 0.4` there, so the rounding of `1 + v`
+/// costs at most a few units of `2^-53` of relative error), `ln_1p` below.
+/// glibc's `log` is several times faster than its `log1p`, and this is once
+/// per row of the cross entropy's common path.
+pub(crate) fn ln_1p_nonneg(v: f64) -> f64 {
+    if v >= 0.5 {
+        (1.0 + v).ln()
+    } else {
+        v.ln_1p()
+    }
 }
 
 /// `ln(1 + e^u)`, accurate for every `u` (`f64`).
@@ -495,15 +508,16 @@ pub(crate) fn excess<S: Simd, T: Float>(
     }
 }
 
-/// Pass 1 of a labelled row's loss + gradient, keeping its exponentials:
-/// with `M` the exact maximum of the segments (the off-target classes),
-/// writes `e^{z_c - M}` into `dst` at each segment's classes (`dst` is the
-/// row's gradient, `ranges` where the segments sit in it) and returns
-/// `(M, Σ e^{z_c - M})` as pass 1 would. [`pass2_stored`] then turns the
-/// stored values into the gradient in place, so the row costs one `exp` per
-/// class instead of two. Returns `None`, having written nothing, when `M`
-/// is not finite (an all `-inf` or `+inf` row: pass 1 decides those).
-/// Without a softcap only.
+/// Pass 1 of a row that fits in the caches, over its class `ranges` (the
+/// row without a labelled row's target): the exact maximum `M` first, then
+/// `e^{z_c - M}` written into `dst` at each range's classes (`dst` is the
+/// row's gradient) and summed; returns `(M, Σ e^{z_c - M})` as [`pass1`]
+/// would. [`pass2_stored`] then turns the stored values into the gradient
+/// in place, so the row costs one `exp` per class instead of two. The
+/// second read, from the cache, also asks the cache for the logits `ahead`
+/// elements on (the next row: its maximum's read then finds them there).
+/// Returns `None`, having written nothing, when `M` is not finite (an all
+/// `-inf` or `+inf` row: pass 1 decides those). Without a softcap only.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn pass1_store<S: Simd, T: Float>(
@@ -511,6 +525,7 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
     row: &[T],
     ranges: &[(usize, usize)],
     mut dst: Option<&mut [T]>,
+    ahead: usize,
 ) -> Option<RowStats> {
     // The exact maximum: a read of the row (from memory); the sweep below
     // reads it again from the cache. (Loops, not iterator closures: a
@@ -525,7 +540,7 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
     let mut sum = 0.0;
     for &(lo, hi) in ranges {
         let d = dst.as_deref_mut().map(|d| &mut d[lo..hi]);
-        sum += store_exp::<S, T>(s, &row[lo..hi], T::from_f64(m), d, 0);
+        sum += store_exp::<S, T>(s, &row[lo..hi], T::from_f64(m), d, ahead);
     }
     Some(RowStats {
         m,
@@ -534,30 +549,39 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
     })
 }
 
-/// The largest of `z` (`-inf` for none), NaNs skipped.
+/// The largest of `z` (`-inf` for none), NaNs skipped. Four independent
+/// lane maxima, so the loop runs at the speed of its loads rather than of a
+/// chain of `max` latencies.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn max_of<S: Simd, T: Float>(s: S, z: &[T]) -> T {
     type V<S, T> = <T as Float>::Vec<S>;
     let lanes = V::<S, T>::LANES;
     let ninf = T::from_f64(f64::NEG_INFINITY);
-    let mut mv = V::<S, T>::splat(s, ninf);
+    let mut mv = [V::<S, T>::splat(s, ninf); 4];
+    let n = z.len();
     let mut i = 0;
-    while i < z.len() {
-        mv = mv.max(load_at(s, z, i, ninf));
+    while i + 4 * lanes <= n {
+        for (k, m) in mv.iter_mut().enumerate() {
+            *m = m.max(V::<S, T>::load(s, &z[i + k * lanes..]));
+        }
+        i += 4 * lanes;
+    }
+    while i < n {
+        mv[0] = mv[0].max(load_at(s, z, i, ninf));
         i += lanes;
     }
-    mv.reduce_max()
+    mv[0].max(mv[1]).max(mv[2].max(mv[3])).reduce_max()
 }
 
 /// `Σ e^{z_c - origin}`, summed in `f64` lanes, writing each `e^{z_c -
 /// origin}` into `dst` (of `z`'s length) when there is one: the stored
 /// exponentials of [`pass1_store`], for an `origin` at least the maximum.
 /// With `ahead > 0`, also asks the cache for the elements `ahead` past each
-/// one read (the next block of a long row, whose maximum is read next:
-/// without it, that read waits on memory with nothing to overlap).
-/// Without `dst` the terms only meet in the sum: they come from the cheaper
-/// [`math::exp_nonpositive_term`].
+/// one read (the next block of a long row, or the next row, whose maximum
+/// is read next: without it, that read waits on memory with nothing to
+/// overlap). Without `dst` the terms only meet in the sum: they come from
+/// the cheaper [`math::exp_nonpositive_term`].
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn store_exp<S: Simd, T: Float>(
@@ -579,7 +603,7 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
     s: S,
     z: &[T],
     origin: T,
-    mut dst: Option<&mut [T]>,
+    dst: Option<&mut [T]>,
     ahead: usize,
 ) -> f64 {
     type V<S, T> = <T as Float>::Vec<S>;
@@ -602,28 +626,38 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
     let mut acc = V::<S, T>::acc_zero(s);
     let mut count = 0;
     let n = z.len();
-    let mut i = 0;
-    while i + lanes <= n {
+    // Whole vectors as exact chunks (no bounds checks in the loop).
+    let mut none: [T; 0] = [];
+    let d: &mut [T] = match dst {
+        Some(d) => &mut d[..n],
+        None => &mut none,
+    };
+    let mut d_chunks = d.chunks_exact_mut(lanes);
+    let z_chunks = z.chunks_exact(lanes);
+    let z_tail = z_chunks.remainder();
+    for (k, zc) in z_chunks.enumerate() {
         if ahead > 0 {
-            crate::simd::prefetch(z, i + ahead);
+            crate::simd::prefetch(z, k * lanes + ahead);
         }
-        let e = exp!(V::<S, T>::load(s, &z[i..]).sub(origin));
-        if let Some(d) = dst.as_deref_mut() {
-            e.store(&mut d[i..]);
+        let x = V::<S, T>::load(s, zc);
+        let e = exp!(x.sub(origin));
+        if STORE {
+            if let Some(dc) = d_chunks.next() {
+                e.store(dc);
+            }
         }
         sum = sum.add(e);
-        i += lanes;
         count += 1;
         if count == FLUSH_VECTORS {
             acc = V::<S, T>::acc_add(acc, sum);
             (sum, count) = (zero, 0);
         }
     }
-    if i < n {
-        let x: V<S, T> = V::<S, T>::load_partial(s, &z[i..], ninf);
+    if !z_tail.is_empty() {
+        let x: V<S, T> = V::<S, T>::load_partial(s, z_tail, ninf);
         let e = exp!(x.sub(origin));
-        if let Some(d) = dst {
-            e.store_partial(&mut d[i..]);
+        if STORE {
+            e.store_partial(d_chunks.into_remainder());
         }
         sum = sum.add(e);
     }
@@ -634,8 +668,9 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
 /// Pass 2 over a row whose exponentials `e_c = e^{z_c - M}` [`pass1_store`]
 /// left in `out`: writes `scale·e_c - b0·w_c` in place, with
 /// `scale = α e^{M - lse}` (so `scale·e_c = α p_c`), then the target class's
-/// value (`target` past the row for none). Labelled rows without a softcap
-/// only (`b1 = 0`).
+/// value (`target`: the class, past the row for none, and its value). Labelled rows without a softcap
+/// only (`b1 = 0`). With `ahead > 0`, also asks the cache for the line
+/// `ahead` elements on from each vector written.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn pass2_stored<S: Simd, T: Float>(
@@ -643,35 +678,58 @@ pub(crate) fn pass2_stored<S: Simd, T: Float>(
     w: Option<&[T]>,
     scale: T,
     b0: T,
-    target: usize,
-    target_value: T,
+    (target, target_value): (usize, T),
     out: &mut [T],
+    ahead: usize,
 ) {
     type V<S, T> = <T as Float>::Vec<S>;
     let lanes = V::<S, T>::LANES;
-    let scale = V::<S, T>::splat(s, scale);
-    let b0 = V::<S, T>::splat(s, b0);
-    let value = closure(
-        #[cfg_attr(not(debug_assertions), inline(always))]
-        #[cfg_attr(debug_assertions, inline)]
-        |e: V<S, T>, i: usize| match w {
-            None => scale.mul_add(e, b0.neg()),
-            Some(w) => {
-                let wv: V<S, T> = load_at(s, w, i, T::ZERO);
-                scale.mul_add(e, wv.mul(b0).neg())
+    // The line `ahead` elements on from each vector written (the next
+    // row's gradient: its first stores then find their lines in the cache).
+    let base = out.as_ptr();
+    macro_rules! prefetch {
+        ($k:expr) => {
+            if ahead > 0 {
+                crate::simd::prefetch_ptr(base.wrapping_add($k * lanes + ahead));
             }
-        },
-    );
-    let n = out.len();
-    let mut i = 0;
-    while i + lanes <= n {
-        let v = value(V::<S, T>::load(s, &out[i..]), i);
-        v.store(&mut out[i..]);
-        i += lanes;
+        };
     }
-    if i < n {
-        let v = value(V::<S, T>::load_partial(s, &out[i..], T::ZERO), i);
-        v.store_partial(&mut out[i..]);
+    let scale = V::<S, T>::splat(s, scale);
+    let nb0 = V::<S, T>::splat(s, b0).neg();
+    let n = out.len();
+    // One loop per case, over exact chunks: no test of `w` and no bounds
+    // checks per vector.
+    match w {
+        None => {
+            let mut chunks = out.chunks_exact_mut(lanes);
+            for (k, oc) in (&mut chunks).enumerate() {
+                prefetch!(k);
+                scale.mul_add(V::<S, T>::load(s, oc), nb0).store(oc);
+            }
+            let tail = chunks.into_remainder();
+            if !tail.is_empty() {
+                let e = V::<S, T>::load_partial(s, tail, T::ZERO);
+                scale.mul_add(e, nb0).store_partial(tail);
+            }
+        }
+        Some(w) => {
+            let w = &w[..n];
+            let mut chunks = out.chunks_exact_mut(lanes);
+            let w_chunks = w.chunks_exact(lanes);
+            let w_tail = w_chunks.remainder();
+            for (k, (oc, wc)) in (&mut chunks).zip(w_chunks).enumerate() {
+                prefetch!(k);
+                let e = V::<S, T>::load(s, oc);
+                let wv = V::<S, T>::load(s, wc);
+                scale.mul_add(e, wv.mul(nb0)).store(oc);
+            }
+            let tail = chunks.into_remainder();
+            if !tail.is_empty() {
+                let e = V::<S, T>::load_partial(s, tail, T::ZERO);
+                let wv = V::<S, T>::load_partial(s, w_tail, T::ZERO);
+                scale.mul_add(e, wv.mul(nb0)).store_partial(tail);
+            }
+        }
     }
     if let Some(o) = out.get_mut(target) {
         *o = target_value;

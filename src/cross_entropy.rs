@@ -15,8 +15,8 @@
 //! Gemma 2's logit softcap (`z = s · tanh(x / s)`).
 
 use crate::ce_kernels::{
-    ln_sum, max_of, pass1_store, pass2_segment, pass2_stored, rebase, shift_origin, sigmoid,
-    softplus, store_exp, sweep, Cap, Dense, Pass2, Pass2Kernel, RowStats, Segment, Sweep,
+    ln_1p_nonneg, ln_sum, max_of, pass1_store, pass2_segment, pass2_stored, rebase, shift_origin,
+    sigmoid, softplus, store_exp, sweep, Cap, Dense, Pass2, Pass2Kernel, RowStats, Segment, Sweep,
     SweepKernel, Write,
 };
 use crate::error::check_len;
@@ -725,7 +725,7 @@ impl<T: Float> Config<'_, T> {
                     // v = e^u = S_off e^{M_off - z_t} (no overflow), lse - z_t =
                     // ln_1p(v), σ(u) = 1 / (1 + 1/v): two libm calls a row.
                     let v = off.s * gap.exp();
-                    let nll = v.ln_1p();
+                    let nll = ln_1p_nonneg(v);
                     let lse = z_t + nll;
                     let mut loss = w_t * nll;
                     let mut k = 0.0;
@@ -1013,7 +1013,9 @@ fn rows_kernel<S: Simd, T: Float>(s: S, job: RowsJob<'_, '_, T>) -> f64 {
                 |ranges, t, kind| {
                     let first_lse = matches!(kind, Sweep::Lse) && stored.is_none();
                     if first_lse && cap.is_none() && (two_pass || dst.is_some()) {
-                        if let Some(st) = pass1_store::<S, T>(s, row, ranges, dst.as_deref_mut()) {
+                        // (The second read asks for the next row's logits.)
+                        if let Some(st) = pass1_store::<S, T>(s, row, ranges, dst.as_deref_mut(), c)
+                        {
                             stored = dst.is_some().then_some(st.m);
                             return st;
                         }
@@ -1041,9 +1043,9 @@ fn rows_kernel<S: Simd, T: Float>(s: S, job: RowsJob<'_, '_, T>) -> f64 {
                 w,
                 T::from_f64(scale),
                 T::from_f64(plan.b0),
-                t,
-                T::from_f64(value),
+                (t, T::from_f64(value)),
                 &mut g[r * c..(r + 1) * c],
+                c,
             );
             continue;
         }
@@ -1395,7 +1397,7 @@ impl<T: Float> Kernel for ColumnStored<'_, T> {
             let (o, rest) = out.split_at_mut(len);
             let w = self.w.map(|w| &w[k * b..k * b + len]);
             let t = self.target.wrapping_sub(k * b);
-            pass2_stored::<S, T>(s, w, self.scales[k], self.b0, t, self.value, o);
+            pass2_stored::<S, T>(s, w, self.scales[k], self.b0, (t, self.value), o, 0);
             out = rest;
             k += 1;
         }

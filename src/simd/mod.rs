@@ -333,19 +333,26 @@ pub(crate) fn has_avx512() -> bool {
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn prefetch<T>(src: &[T], i: usize) {
+    prefetch_ptr(src.as_ptr().wrapping_add(i));
+}
+
+/// [`prefetch`] of the line holding `p`, any address: the pointer is only
+/// handed to the hint, never dereferenced (for a buffer that is mutably
+/// borrowed at the time, such as an output row being written).
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+pub(crate) fn prefetch_ptr<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = src.as_ptr().wrapping_add(i) as *const i8;
         // `prefetch` is part of SSE (baseline on x86-64) and never faults or
-        // changes memory, whatever the address; the pointer is only formed
-        // with `wrapping_add` and never dereferenced.
+        // changes memory, whatever the address.
         // SAFETY: a prefetch hint with a baseline instruction, see above.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (src, i);
+        let _ = p;
     }
 }
 
