@@ -578,8 +578,8 @@ pub(crate) fn max_of<S: Simd, T: Float>(s: S, z: &[T]) -> T {
 /// origin}` into `dst` (of `z`'s length) when there is one: the stored
 /// exponentials of [`pass1_store`], for an `origin` at least the maximum.
 /// With `ahead > 0`, also asks the cache for the elements `ahead` past each
-/// one read (the next block of a long row, or the next row, whose maximum
-/// is read next: without it, that read waits on memory with nothing to
+/// one read (a later block of a long row, or the next row, whose maximum
+/// is read then: without it, that read waits on memory with nothing to
 /// overlap). Without `dst` the terms only meet in the sum: they come from
 /// the cheaper [`math::exp_nonpositive_term`].
 #[cfg_attr(not(debug_assertions), inline(always))]
