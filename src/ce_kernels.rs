@@ -559,16 +559,17 @@ pub(crate) fn max_of<S: Simd, T: Float>(s: S, z: &[T]) -> T {
     let lanes = V::<S, T>::LANES;
     let ninf = T::from_f64(f64::NEG_INFINITY);
     let mut mv = [V::<S, T>::splat(s, ninf); 4];
-    let n = z.len();
-    let mut i = 0;
-    while i + 4 * lanes <= n {
-        for (k, m) in mv.iter_mut().enumerate() {
-            *m = m.max(V::<S, T>::load(s, &z[i + k * lanes..]));
+    // Rounds of four whole vectors as exact chunks (no bounds checks).
+    let rounds = z.chunks_exact(4 * lanes);
+    let rest = rounds.remainder();
+    for round in rounds {
+        for (m, zc) in mv.iter_mut().zip(round.chunks_exact(lanes)) {
+            *m = m.max(V::<S, T>::load(s, zc));
         }
-        i += 4 * lanes;
     }
-    while i < n {
-        mv[0] = mv[0].max(load_at(s, z, i, ninf));
+    let mut i = 0;
+    while i < rest.len() {
+        mv[0] = mv[0].max(load_at(s, rest, i, ninf));
         i += lanes;
     }
     mv[0].max(mv[1]).max(mv[2].max(mv[3])).reduce_max()
@@ -668,8 +669,8 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
 /// Pass 2 over a row whose exponentials `e_c = e^{z_c - M}` [`pass1_store`]
 /// left in `out`: writes `scale·e_c - b0·w_c` in place, with
 /// `scale = α e^{M - lse}` (so `scale·e_c = α p_c`), then the target class's
-/// value (`target`: the class, past the row for none, and its value). Labelled rows without a softcap
-/// only (`b1 = 0`). With `ahead > 0`, also asks the cache for the line
+/// value (`target`: the class, past the row for none, and its value).
+/// Labelled rows without a softcap only (`b1 = 0`). With `ahead > 0`, also asks the cache for the line
 /// `ahead` elements on from each vector written.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
