@@ -701,12 +701,22 @@ fn bce_probs<S: Simd, T: Float, W: Factor<T>>(
             |i, valid| {
                 let p: V<S, T> = load_n(s, prob, i, valid, T::ZERO);
                 let y: V<S, T> = load_n(s, target, i, valid, T::ZERO);
-                let log_p = math::ln_unit_clamped(s, p);
-                let log_q = math::ln_one_minus_unit_clamped(s, p);
                 let one_minus_y = one.sub(y);
-                let l = y.mul_add(log_p, one_minus_y.mul(log_q)).neg();
-                let pq = one.sub(p).mul(p);
                 let yq = one_minus_y.mul(y);
+                // Hard labels (no lane with 0 < y < 1, the usual case): one
+                // logarithm a lane, of p where y = 1 and of 1 - p where
+                // y = 0. Bitwise the general form's value there, whose other
+                // term is a zero (0 times a logarithm in [-100, 0]), which
+                // leaves the sum unchanged. A lane out of [0, 1] gives some
+                // number, which `bad` below rejects.
+                let l = if V::<S, T>::any(zero.lt(yq)) {
+                    let log_p = math::ln_unit_clamped(s, p);
+                    let log_q = math::ln_one_minus_unit_clamped(s, p);
+                    y.mul_add(log_p, one_minus_y.mul(log_q)).neg()
+                } else {
+                    math::ln_unit_or_one_minus_clamped(s, p, y.eq(one)).neg()
+                };
+                let pq = one.sub(p).mul(p);
                 bad.set(bad.get().add(zero.min(pq).add(zero.min(yq))));
                 let d = p.sub(y).div(pq.max(eps));
                 (l, d)

@@ -610,6 +610,37 @@ where
     splat::<V>(s, -100.0).max(ln_combine(s, k, f, ln1p_tail(s, f)))
 }
 
+/// [`ln_unit_clamped`] in the lanes of `of_p` and
+/// [`ln_one_minus_unit_clamped`] in the others, bitwise, for one reduction
+/// and one polynomial instead of two: the logarithm BCE on probabilities
+/// needs when every target is 0 or 1 (`-ln p` or `-ln(1 - p)`). Lanes of
+/// `of_p` take the reduced argument `f = m - 1` of `p`; the others the one
+/// of `1 - p` with its exact forms for `k = 0` and `k = -1`.
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+pub(crate) fn ln_unit_or_one_minus_clamped<V: Vector>(s: V::Simd, p: V, of_p: V::Mask) -> V
+where
+    V::Elem: Float,
+{
+    let one = splat::<V>(s, 1.0);
+    let tiny = splat::<V>(s, smallest_subnormal::<V>());
+    let (k, m) = reduce_ln(s, tiny.max(V::select(of_p, p, one.sub(p))));
+    let f = V::select(
+        of_p,
+        m.sub(one),
+        V::select(
+            k.eq(splat(s, 0.0)),
+            p.neg(),
+            V::select(
+                k.eq(splat(s, -1.0)),
+                p.mul_add(splat(s, -2.0), one),
+                m.sub(one),
+            ),
+        ),
+    );
+    splat::<V>(s, -100.0).max(ln_combine(s, k, f, ln1p_tail(s, f)))
+}
+
 /// The smallest positive subnormal of the element type (its logarithm,
 /// -103.3 for `f32` and -744.4 for `f64`, is below -100).
 #[cfg_attr(not(debug_assertions), inline(always))]
@@ -1322,6 +1353,99 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    /// Per lane: `ln_unit_or_one_minus_clamped` and the two functions it
+    /// stands for.
+    struct Either<'a> {
+        p: &'a [f32],
+        of_p: &'a [bool],
+        out: &'a mut [[f32; 3]],
+    }
+
+    impl Kernel for Either<'_> {
+        type Output = ();
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        #[cfg_attr(debug_assertions, inline)]
+        fn run<S: Simd>(self, s: S) {
+            type V<S> = <f32 as Float>::Vec<S>;
+            let lanes = V::<S>::LANES;
+            let one = V::<S>::splat(s, 1.0);
+            for ((p, of_p), out) in self
+                .p
+                .chunks(lanes)
+                .zip(self.of_p.chunks(lanes))
+                .zip(self.out.chunks_mut(lanes))
+            {
+                let pv = V::<S>::load_partial(s, p, 0.5);
+                let flags: Vec<f32> = of_p.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect();
+                let mask = V::<S>::load_partial(s, &flags, 0.0).eq(one);
+                let mut lanes_out = [[0f32; 64]; 3];
+                ln_unit_or_one_minus_clamped(s, pv, mask)
+                    .store_partial(&mut lanes_out[0][..p.len()]);
+                ln_unit_clamped(s, pv).store_partial(&mut lanes_out[1][..p.len()]);
+                ln_one_minus_unit_clamped(s, pv).store_partial(&mut lanes_out[2][..p.len()]);
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = [lanes_out[0][j], lanes_out[1][j], lanes_out[2][j]];
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ln_either_is_bitwise_the_one_it_selects() {
+        // Every 61st float of [0, 1] (about 17 million), the ends and the
+        // boundaries of the reductions, each lane taking `p` or `1 - p` by a
+        // pattern that changes within every vector.
+        let mut p: Vec<f32> = (0..=1f32.to_bits())
+            .step_by(61)
+            .map(f32::from_bits)
+            .collect();
+        p.extend([
+            0.0,
+            1.0,
+            f32::from_bits(1),
+            0.5,
+            0.25,
+            0.75,
+            1.0 - f32::EPSILON / 2.0,
+        ]);
+        // 1 - √½ and √½ (where `1 - p`'s exponent changes) and neighbours.
+        let r = core::f32::consts::FRAC_1_SQRT_2;
+        for x in [r, 1.0 - r] {
+            p.extend([
+                x,
+                f32::from_bits(x.to_bits() - 1),
+                f32::from_bits(x.to_bits() + 1),
+            ]);
+        }
+        p.push(f32::MIN_POSITIVE);
+        let of_p: Vec<bool> = (0..p.len()).map(|i| (i * 7 + i / 3) % 5 < 2).collect();
+        for b in Backend::available() {
+            let mut out = vec![[0f32; 3]; p.len()];
+            dispatch(
+                b,
+                Either {
+                    p: &p,
+                    of_p: &of_p,
+                    out: &mut out,
+                },
+            );
+            for ((&x, &take_p), [got, ln_p, ln_q]) in p.iter().zip(&of_p).zip(&out) {
+                let want = if take_p { ln_p } else { ln_q };
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{b:?}: p = {x:e}, of_p = {take_p}: {got} vs {want}"
+                );
+            }
+            // The values themselves (a broken pair would agree with itself).
+            let i = p.iter().position(|&x| x == 0.25).unwrap();
+            assert!(
+                (out[i][1] - 0.25f32.ln()).abs() <= 1e-7
+                    && (out[i][2] - 0.75f32.ln()).abs() <= 1e-7
+            );
+        }
     }
 
     #[test]
