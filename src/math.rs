@@ -5,6 +5,8 @@
 //! | [`exp`] | ≤ 1.5 ulp | 0.891 / 1.167 | ≤ 1 ulp |
 //! | [`exp_nonpositive_term`] (`x <= 0`; terms of sums) | ≤ 1.5 ulp | 0.989 on AVX-512; elsewhere it is [`exp`] | ≤ 1 ulp |
 //! | [`ln`] | ≤ 1 ulp | 0.905 / 0.905 | ≤ 1 ulp |
+//! | [`ln_unit_clamped`] (`max(ln p, -100)`, `p` in `[0, 1]`) | ≤ 1 ulp on `[0, 1]` | 0.998 on AVX-512 ([`ln_unit_table16`]); elsewhere [`ln`]'s algorithm | ≤ 1 ulp |
+//! | [`ln_one_minus_unit_clamped`] (`max(ln(1 - p), -100)`) | ≤ 1 ulp on `[0, 1]` | 0.999 on AVX-512 ([`ln_unit_table16`]); elsewhere [`log1p`]'s | ≤ 1 ulp |
 //! | [`log1p`] | ≤ 1 ulp | 0.963 / 0.986 | ≤ 1 ulp |
 //! | [`tanh`] | ≤ 2 ulp | 1.498 / 1.498 | ≤ 2 ulp |
 //! | [`logistic`]: `softplus(x) = max(x, 0) + ln(1 + e^{-|x|})` | ≤ 2.5 ulp | 2.182 / 2.224 | ≤ 2 ulp |
@@ -63,12 +65,15 @@
 //! reduction as `exp`: `2^n·(e^r - 1) + (2^n - 1)`, so small arguments keep
 //! their relative accuracy; `tanh(x) = x` below 2^-12 (`f32`) / 2^-27.
 //!
-//! Every polynomial was fitted with Sollya 8.0 (`fpminimax`, relative error,
+//! Every polynomial but one was fitted with Sollya 8.0 (`fpminimax`, relative error,
 //! coefficients rounded to the element type), e.g. for `f32` `exp`:
 //! `fpminimax(exp(x), [|2,...,6|], [|single...|], [-0.3467;0.3467],
 //! relative, floating, 1+x)`; the fit domain, degree and error of each one
 //! are next to its coefficients, which are written as bit patterns (with the
-//! decimal value) so they are exactly what Sollya printed.
+//! decimal value) so they are exactly what Sollya printed. The exception is
+//! [`c32::LN_R16`], the cubic of [`ln_unit_table16`], fitted by
+//! `scripts/ln_table16.py` (reweighted least squares in `mpmath`), which
+//! also generates its tables.
 //!
 //! The element type is chosen per call by `size_of::<V::Elem>()`, a constant
 //! after monomorphization, so each instantiation contains one branch only.
