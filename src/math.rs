@@ -655,7 +655,8 @@ where
 /// 16-entry lookup ([`Vector::TABLE16`], AVX-512) in `f32`: `u = m·2^k`
 /// with `m` in `[1, 2)`, and with `inv = LN_INV16[j]` for the interval `j`
 /// of `m`, `ln u = k·ln2 - ln(inv) + ln(1 + r)`, `r = m·inv - 1`, `|r| <=
-/// 1/16`, where [`ln1p_tail`]'s degree 10 needs only a cubic.
+/// 1/16`: `ln(1 + r) = r + r²·Q(r)` with a cubic `Q` ([`c32::LN_R16`]),
+/// where [`ln1p_tail`] on `|f| <= 0.42` needs degree 8.
 ///
 /// `r` is rounded once: `m·inv` is exact inside the multiply-add; for `1 -
 /// p` it comes from `p` itself, `(1 - p)·2^-k·inv - 1 = (2^-k·inv - 1) -
@@ -772,7 +773,8 @@ where
 /// and one polynomial instead of two: the logarithm BCE on probabilities
 /// needs when every target is 0 or 1 (`-ln p` or `-ln(1 - p)`). Lanes of
 /// `of_p` take the reduced argument `f = m - 1` of `p`; the others the one
-/// of `1 - p` with its exact forms for `k = 0` and `k = -1`.
+/// of `1 - p` with its exact forms for `k = 0` and `k = -1`. On AVX-512
+/// `f32` all three are [`ln_unit_table16`] with the matching mask.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn ln_unit_or_one_minus_clamped<V: Vector>(s: V::Simd, p: V, of_p: V::Mask) -> V
