@@ -718,7 +718,10 @@ fn const_mask<V: Vector>(s: V::Simd, all: bool) -> V::Mask {
 /// `p` is first raised to the smallest subnormal, whose logarithm is below
 /// -100, so `p = 0` needs no case of its own. Same error as [`ln`] for `p`
 /// in `(0, 1]`; other inputs give unspecified values (the caller checks the
-/// range), but a NaN `p` is not turned into a number by the clamps. On
+/// range). That includes NaN: the clamps keep it, but the reduction's
+/// `frexp` turns it into a number on every backend but AVX-512, whose
+/// `vgetexpps` keeps it (the BCE kernel's range check catches a NaN `p`
+/// through `p (1 - p)`). On
 /// AVX-512 `f32`: [`ln_unit_table16`] (≤ 1 ulp, module table).
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
