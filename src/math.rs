@@ -650,8 +650,8 @@ where
     V::select(x.is_nan(), x, y)
 }
 
-/// `max(ln u, -100)` with `u = p` in the lanes of `of_p` and `u = 1 - p` in
-/// the others, for `p` in `[0, 1]`, on backends with a one-instruction
+/// `max(ln u, -100)` with `u = p` or `u = 1 - p` in each lane as `which`
+/// says, for `p` in `[0, 1]`, on backends with a one-instruction
 /// 16-entry lookup ([`Vector::TABLE16`], AVX-512) in `f32`: `u = m·2^k`
 /// with `m` in `[1, 2)`, and with `inv = LN_INV16[j]` for the interval `j`
 /// of `m`, `ln u = k·ln2 - ln(inv) + ln(1 + r)`, `r = m·inv - 1`, `|r| <=
@@ -668,17 +668,13 @@ where
 /// table). Values outside `[0, 1]` are unspecified; NaN stays NaN.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
-fn ln_unit_table16<V: Vector>(s: V::Simd, p: V, of_p: V::Mask) -> V
+fn ln_unit_table16<V: Vector>(s: V::Simd, p: V, which: Unit<V::Mask>) -> V
 where
     V::Elem: Float,
 {
     let one = splat::<V>(s, 1.0);
     let tiny = splat::<V>(s, smallest_subnormal::<V>());
-    let u = V::select(
-        of_p,
-        tiny.max(p),
-        splat::<V>(s, c32::LN_Q_MIN).max(one.sub(p)),
-    );
+    let u = which.pick(tiny.max(p), splat::<V>(s, c32::LN_Q_MIN).max(one.sub(p)));
     let (k, m) = u.frexp();
     // j = floor(16·(m - 1)) in the low bits of `t` (at m = 1 + j/16 for odd
     // j the tie goes to j - 1, whose interval's edge that is).
@@ -689,8 +685,8 @@ where
         |c: &[f64; 16]| -> [V::Elem; 16] { core::array::from_fn(|j| V::Elem::from_f64(c[j])) };
     let inv = V::lookup16(s, t, &table(&c32::LN_INV16));
     let nk = k.neg();
-    let a = V::select(of_p, m, p.neg().ldexp(nk));
-    let b = V::select(of_p, one.neg(), inv.ldexp(nk).sub(one));
+    let a = which.pick(m, p.neg().ldexp(nk));
+    let b = which.pick(one.neg(), inv.ldexp(nk).sub(one));
     let r = a.mul_add(inv, b);
     let q = horner(s, r, &c32::LN_R16);
     let hi = k.mul_add(
@@ -703,14 +699,32 @@ where
     );
     let y = splat::<V>(s, -100.0).max(hi.add(r.mul(r).mul_add(q, lo).add(r)));
     // 1 - p = 0 (p = 1): ln 0, clamped to -100.
-    V::select(of_p, y, V::select(p.eq(one), splat(s, -100.0), y))
+    which.pick(y, V::select(p.eq(one), splat(s, -100.0), y))
 }
 
-/// A mask of every lane (`all = true`) or of none.
-#[cfg_attr(not(debug_assertions), inline(always))]
-#[cfg_attr(debug_assertions, inline)]
-fn const_mask<V: Vector>(s: V::Simd, all: bool) -> V::Mask {
-    splat::<V>(s, 0.0).le(splat(s, if all { 0.0 } else { -1.0 }))
+/// Which logarithm each lane of the BCE logarithms takes: `ln p` in every
+/// lane, `ln(1 - p)` in every lane, or `ln p` in the lanes of a mask and
+/// `ln(1 - p)` in the others. The first two are known at compile time, so
+/// their unused branches are never computed (a select on a constant mask
+/// is not folded away on SSE2: BCE with soft labels measured 18% slower).
+#[derive(Clone, Copy)]
+enum Unit<M> {
+    P,
+    OneMinusP,
+    Lanes(M),
+}
+
+impl<M: Copy> Unit<M> {
+    /// `of_p` where the lane takes `ln p`, `of_q` where it takes `ln(1 - p)`.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn pick<V: Vector<Mask = M>>(self, of_p: V, of_q: V) -> V {
+        match self {
+            Unit::P => of_p,
+            Unit::OneMinusP => of_q,
+            Unit::Lanes(m) => V::select(m, of_p, of_q),
+        }
+    }
 }
 
 /// `max(ln p, -100)` for `p` in `[0, 1]` (BCE on probabilities): the
@@ -729,14 +743,7 @@ pub(crate) fn ln_unit_clamped<V: Vector>(s: V::Simd, p: V) -> V
 where
     V::Elem: Float,
 {
-    if V::TABLE16 && is_f32::<V>() {
-        return ln_unit_table16(s, p, const_mask::<V>(s, true));
-    }
-    let tiny = splat::<V>(s, smallest_subnormal::<V>());
-    let p = tiny.max(p);
-    let (k, m) = reduce_ln(s, p);
-    let f = m.sub(splat(s, 1.0));
-    splat::<V>(s, -100.0).max(ln_combine(s, k, f, ln1p_tail(s, f)))
+    ln_unit_either(s, p, Unit::P)
 }
 
 /// `max(ln(1 - p), -100)` for `p` in `[0, 1]` (BCE on probabilities),
@@ -753,22 +760,7 @@ pub(crate) fn ln_one_minus_unit_clamped<V: Vector>(s: V::Simd, p: V) -> V
 where
     V::Elem: Float,
 {
-    if V::TABLE16 && is_f32::<V>() {
-        return ln_unit_table16(s, p, const_mask::<V>(s, false));
-    }
-    let one = splat::<V>(s, 1.0);
-    let tiny = splat::<V>(s, smallest_subnormal::<V>());
-    let (k, m) = reduce_ln(s, tiny.max(one.sub(p)));
-    let f = V::select(
-        k.eq(splat(s, 0.0)),
-        p.neg(),
-        V::select(
-            k.eq(splat(s, -1.0)),
-            p.mul_add(splat(s, -2.0), one),
-            m.sub(one),
-        ),
-    );
-    splat::<V>(s, -100.0).max(ln_combine(s, k, f, ln1p_tail(s, f)))
+    ln_unit_either(s, p, Unit::OneMinusP)
 }
 
 /// [`ln_unit_clamped`] in the lanes of `of_p` and
@@ -776,22 +768,32 @@ where
 /// and one polynomial instead of two: the logarithm BCE on probabilities
 /// needs when every target is 0 or 1 (`-ln p` or `-ln(1 - p)`). Lanes of
 /// `of_p` take the reduced argument `f = m - 1` of `p`; the others the one
-/// of `1 - p` with its exact forms for `k = 0` and `k = -1`. On AVX-512
-/// `f32` all three are [`ln_unit_table16`] with the matching mask.
+/// of `1 - p` with its exact forms for `k = 0` and `k = -1`. The other two
+/// are the same body ([`ln_unit_either`]) with every lane on one side; on
+/// AVX-512 `f32` all three are [`ln_unit_table16`].
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn ln_unit_or_one_minus_clamped<V: Vector>(s: V::Simd, p: V, of_p: V::Mask) -> V
 where
     V::Elem: Float,
 {
+    ln_unit_either(s, p, Unit::Lanes(of_p))
+}
+
+/// The body of the three BCE logarithms, for the lanes `which` says.
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+fn ln_unit_either<V: Vector>(s: V::Simd, p: V, which: Unit<V::Mask>) -> V
+where
+    V::Elem: Float,
+{
     if V::TABLE16 && is_f32::<V>() {
-        return ln_unit_table16(s, p, of_p);
+        return ln_unit_table16(s, p, which);
     }
     let one = splat::<V>(s, 1.0);
     let tiny = splat::<V>(s, smallest_subnormal::<V>());
-    let (k, m) = reduce_ln(s, tiny.max(V::select(of_p, p, one.sub(p))));
-    let f = V::select(
-        of_p,
+    let (k, m) = reduce_ln(s, tiny.max(which.pick(p, one.sub(p))));
+    let f = which.pick(
         m.sub(one),
         V::select(
             k.eq(splat(s, 0.0)),
