@@ -271,8 +271,6 @@ mod c32 {
     /// `1.5·2^23`: adding it to `v` in `[-0.5, 15.5)` rounds `v` to an
     /// integer (ties to even) held in the low mantissa bits.
     pub const SHIFT23: f64 = 12_582_912.0;
-    /// The smallest nonzero `1 - p` of an `f32` `p` in `[0, 1]`: 2^-24.
-    pub const LN_Q_MIN: f64 = f32c(0x3380_0000);
     /// `e^r - 1 ≈ r + r²·Q(r)` on [-0.3467, 0.3467], degree 6, rel. error 2^-26.9.
     pub const EXPM1_Q: [f64; 5] = [
         f32c(0x3eff_ffff), // 0.49999997
@@ -664,8 +662,11 @@ where
 /// 2^24`), so `1 - p` is never rounded (its rounded value only picks `k`
 /// and `j`). `k·LN2_HI + HI16[j]` is exact, the low parts are added to the
 /// small terms first, and next to `u = 1` the result is `r + r²·Q(r)` with
-/// `r` exact. The exhaustive test over `[0, 1]` asserts ≤ 1 ulp (module
-/// table). Values outside `[0, 1]` are unspecified; NaN stays NaN.
+/// `r` exact. `1 - p = 0` (`p = 1`) needs no select: `u` is raised to the
+/// smallest subnormal and `2^-k` bounded by 2^24, so the sum falls below
+/// -100 and is clamped to it (one compare and select fewer a vector than
+/// testing `p = 1`). The exhaustive test over `[0, 1]` asserts ≤ 1 ulp
+/// (module table). Values outside `[0, 1]` are unspecified; NaN stays NaN.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 fn ln_unit_table16<V: Vector>(s: V::Simd, p: V, which: Unit<V::Mask>) -> V
@@ -674,7 +675,7 @@ where
 {
     let one = splat::<V>(s, 1.0);
     let tiny = splat::<V>(s, smallest_subnormal::<V>());
-    let u = which.pick(tiny.max(p), splat::<V>(s, c32::LN_Q_MIN).max(one.sub(p)));
+    let u = tiny.max(which.pick(p, one.sub(p)));
     let (k, m) = u.frexp();
     // j = floor(16·(m - 1)) in the low bits of `t` (at m = 1 + j/16 for odd
     // j the tie goes to j - 1, whose interval's edge that is).
@@ -684,7 +685,11 @@ where
     let table =
         |c: &[f64; 16]| -> [V::Elem; 16] { core::array::from_fn(|j| V::Elem::from_f64(c[j])) };
     let inv = V::lookup16(s, t, &table(&c32::LN_INV16));
-    let nk = k.neg();
+    // 2^-k for `1 - p`: at most 2^24 (the smallest nonzero `1 - p`) but
+    // for `p = 1`, whose `u` is the smallest subnormal (k = -149); the
+    // bound keeps `p·2^-k` finite, `r` is then exactly -1 and the sum below
+    // -105.5, clamped to -100 = max(ln 0, -100) with no case of its own.
+    let nk = k.neg().min(splat(s, 24.0));
     let a = which.pick(m, p.neg().ldexp(nk));
     let b = which.pick(one.neg(), inv.ldexp(nk).sub(one));
     let r = a.mul_add(inv, b);
@@ -697,9 +702,7 @@ where
         splat(s, c32::LN2_LO),
         V::lookup16(s, t, &table(&c32::LN_LO16)),
     );
-    let y = splat::<V>(s, -100.0).max(hi.add(r.mul(r).mul_add(q, lo).add(r)));
-    // 1 - p = 0 (p = 1): ln 0, clamped to -100.
-    which.pick(y, V::select(p.eq(one), splat(s, -100.0), y))
+    splat::<V>(s, -100.0).max(hi.add(r.mul(r).mul_add(q, lo).add(r)))
 }
 
 /// Which logarithm each lane of the BCE logarithms takes: `ln p` in every
