@@ -685,10 +685,8 @@ where
     let table =
         |c: &[f64; 16]| -> [V::Elem; 16] { core::array::from_fn(|j| V::Elem::from_f64(c[j])) };
     let inv = V::lookup16(s, t, &table(&c32::LN_INV16));
-    // 2^-k for `1 - p`: at most 2^24 (the smallest nonzero `1 - p`) but
-    // for `p = 1`, whose `u` is the smallest subnormal (k = -149); the
-    // bound keeps `p·2^-k` finite, `r` is then exactly -1 and the sum below
-    // -105.5, clamped to -100 = max(ln 0, -100) with no case of its own.
+    // 2^-k for `1 - p`, bounded for `p = 1` (k = -149; see the doc: `r` is
+    // then exactly -1, as `LN_INV16[0] = 1`, and the sum -105.55).
     let nk = k.neg().min(splat(s, 24.0));
     let a = which.pick(m, p.neg().ldexp(nk));
     let b = which.pick(one.neg(), inv.ldexp(nk).sub(one));
