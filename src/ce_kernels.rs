@@ -540,7 +540,7 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
     let mut sum = 0.0;
     for &(lo, hi) in ranges {
         let d = dst.as_deref_mut().map(|d| &mut d[lo..hi]);
-        sum += store_exp::<S, T>(s, &row[lo..hi], T::from_f64(m), d, ahead);
+        sum += store_exp::<S, T>(s, &row[lo..hi], T::from_f64(m), d, ahead, None);
     }
     Some(RowStats {
         m,
@@ -591,10 +591,11 @@ pub(crate) fn store_exp<S: Simd, T: Float>(
     origin: T,
     dst: Option<&mut [T]>,
     ahead: usize,
+    flush: Option<&mut Flush<'_, T>>,
 ) -> f64 {
     match dst {
-        Some(d) => store_exp_with::<S, T, true>(s, z, origin, Some(d), ahead),
-        None => store_exp_with::<S, T, false>(s, z, origin, None, ahead),
+        Some(d) => store_exp_with::<S, T, true>(s, z, origin, Some(d), ahead, flush),
+        None => store_exp_with::<S, T, false>(s, z, origin, None, ahead, flush),
     }
 }
 
@@ -606,6 +607,7 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
     origin: T,
     dst: Option<&mut [T]>,
     ahead: usize,
+    mut flush: Option<&mut Flush<'_, T>>,
 ) -> f64 {
     type V<S, T> = <T as Float>::Vec<S>;
     // (A macro, not a closure: a closure that is not inlined would lose
@@ -646,6 +648,9 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
             if let Some(dc) = d_chunks.next() {
                 e.store(dc);
             }
+        }
+        if let Some(f) = flush.as_deref_mut() {
+            f.step(s);
         }
         sum = sum.add(e);
         count += 1;
@@ -734,6 +739,95 @@ pub(crate) fn pass2_stored<S: Simd, T: Float>(
     }
     if let Some(o) = out.get_mut(target) {
         *o = target_value;
+    }
+}
+
+/// Pass 2 of one block of a long row whose exponentials `e_c = e^{z_c -
+/// M_b}` sit in a scratch row (`src`): writes `scale·e_c - b0` into `out`
+/// with streaming stores, one vector at a time ([`Flush::step`], called by
+/// the next row's pass 1 once per vector it reads, so that the stores to
+/// memory overlap that row's reads and `exp`s) and the rest at the end
+/// ([`Flush::finish`]). Vectors are aligned to `out` (streaming stores
+/// need it); the unaligned ends of the block get plain partial stores.
+/// Rows without class weights only, and the target class gets the same
+/// expression: the caller writes its value after the fence.
+pub(crate) struct Flush<'a, T> {
+    /// The vector-aligned middle of `out` with `src` alongside, one vector
+    /// a step.
+    mid: core::iter::Zip<core::slice::ChunksExact<'a, T>, core::slice::ChunksExactMut<'a, T>>,
+    /// The whole block of `src`, for the unaligned ends.
+    src: &'a [T],
+    /// The unaligned ends of `out`: `[0, head.len())` and the rest.
+    head: &'a mut [T],
+    tail: &'a mut [T],
+    scale: T,
+    b0: T,
+}
+
+impl<'a, T: Float> Flush<'a, T> {
+    /// The pass 2 of `out` from `src` (of `out`'s length), with the block's
+    /// `scale` and `b0`.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    pub(crate) fn new<S: Simd>(_s: S, src: &'a [T], out: &'a mut [T], (scale, b0): (T, T)) -> Self {
+        let n = out.len();
+        let lanes = T::Vec::<S>::LANES;
+        let h = out
+            .as_ptr()
+            .align_offset(lanes * core::mem::size_of::<T>())
+            .min(n);
+        let mid = (n - h) / lanes * lanes;
+        let src = &src[..n];
+        let (head, rest) = out.split_at_mut(h);
+        let (out_mid, tail) = rest.split_at_mut(mid);
+        Flush {
+            mid: src[h..h + mid]
+                .chunks_exact(lanes)
+                .zip(out_mid.chunks_exact_mut(lanes)),
+            src,
+            head,
+            tail,
+            scale,
+            b0,
+        }
+    }
+
+    /// `scale·e - b0` (the expression of `pass2_stored` without weights).
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn value_of<S: Simd>(s: S, scale: T, b0: T, e: T::Vec<S>) -> T::Vec<S> {
+        type V<S, T> = <T as Float>::Vec<S>;
+        V::<S, T>::splat(s, scale).mul_add(e, V::<S, T>::splat(s, b0).neg())
+    }
+
+    /// Writes the next aligned vector, if one is left.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    pub(crate) fn step<S: Simd>(&mut self, s: S) {
+        if let Some((sc, oc)) = self.mid.next() {
+            let e = T::Vec::<S>::load(s, sc);
+            Self::value_of(s, self.scale, self.b0, e).store_stream(oc);
+        }
+    }
+
+    /// Writes what is left: the aligned vectors, then the two unaligned
+    /// ends with plain stores. The caller fences after its last block.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    pub(crate) fn finish<S: Simd>(mut self, s: S) {
+        type V<S, T> = <T as Float>::Vec<S>;
+        let lanes = V::<S, T>::LANES;
+        while self.mid.len() > 0 {
+            self.step(s);
+        }
+        let t0 = self.src.len() - self.tail.len();
+        for (lo, out) in [(0, self.head), (t0, self.tail)] {
+            for (i, o) in out.chunks_mut(lanes).enumerate() {
+                let at = lo + i * lanes;
+                let e = V::<S, T>::load_partial(s, &self.src[at..at + o.len()], T::ZERO);
+                Self::value_of(s, self.scale, self.b0, e).store_partial(o);
+            }
+        }
     }
 }
 

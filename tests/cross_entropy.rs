@@ -796,3 +796,89 @@ fn auto_is_the_detected_backend() {
         .unwrap();
     assert_eq!(auto.to_bits(), forced.to_bits());
 }
+
+/// Long labelled rows whose gradient is larger than the caches (64 MiB and
+/// up) take a pipelined form: each block's exponentials go to a scratch row
+/// instead of the gradient, and each row's gradient is written with
+/// streaming stores along the next row's pass 1 (leaves of 64 rows). Its
+/// gradient must be bitwise the one of the same rows called one at a time
+/// (whose gradient is small: exponentials kept in it, rescaled in place),
+/// for adversarial rows, rows ignored or falling back to the plain sweep
+/// between pipelined ones, leaf boundaries (342 rows), an unaligned
+/// gradient, every option pass 2 reads, every backend, and 1, 2 and 3
+/// threads.
+#[test]
+fn pipelined_long_rows_equal_row_by_row() {
+    let c = 3 * 16_384 + 17; // 49 169 classes: the last block partial
+    let rows = 342; // 342 x 49 169 f32 = 67 MB: the streamed gradient
+    let mut rng = Rng(2024);
+    let mut logits: Vec<f32> = (0..rows * c).map(|_| (rng.normal() * 3.0) as f32).collect();
+    let mut labels: Vec<i64> = (0..rows).map(|_| rng.below(c) as i64).collect();
+    let row = |r: usize| r * c..(r + 1) * c;
+    // Only the target's block finite (a block edge); a target alone in an
+    // otherwise -inf block; a masked target (+inf); NaN and +inf (the plain
+    // sweep); 3e38 logits; an ignored row; at and next to leaf boundaries.
+    logits[row(1)].fill(f32::NEG_INFINITY);
+    logits[c + 4096..c + 8192].fill(0.5);
+    labels[1] = 4096;
+    logits[2 * c + 8192..2 * c + 12_288].fill(f32::NEG_INFINITY);
+    logits[2 * c + 9000] = 1.0;
+    labels[2] = 9000;
+    logits[3 * c + 77] = f32::NEG_INFINITY;
+    labels[3] = 77;
+    logits[63 * c + 40_000] = f32::NAN;
+    logits[64 * c + 20_000] = f32::INFINITY;
+    logits[65 * c + 10] = 3e38;
+    logits[65 * c + 48_000] = 3e38;
+    labels[65] = 48_000;
+    labels[66] = -100;
+    labels[127] = -100;
+    labels[128] = (c - 1) as i64;
+    let w: Vec<f32> = (0..c).map(|j| 0.5 + (j % 5) as f32 * 0.25).collect();
+    // One element on: the gradient's rows are not 64-byte aligned.
+    let mut g_buf = vec![0.0_f32; rows * c + 1];
+    let mut g1 = vec![0.0_f32; c];
+    for b in backends() {
+        let options = [
+            CrossEntropy::<f32>::new(),
+            CrossEntropy::<f32>::new().class_weights(&w),
+            CrossEntropy::<f32>::new()
+                .class_weights(&w)
+                .label_smoothing(0.1)
+                .z_loss(1e-3),
+        ];
+        for ce in options {
+            let ce = ce.backend(b).reduction(Reduction::Sum);
+            let mut want = vec![0.0_f32; rows * c];
+            let mut want_loss = 0.0_f64;
+            for r in 0..rows {
+                let l = ce
+                    .loss_grad(&logits[row(r)], c, &labels[r..r + 1], &mut g1)
+                    .unwrap();
+                want_loss += f64::from(l);
+                want[row(r)].copy_from_slice(&g1);
+            }
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let g = &mut g_buf[1..];
+                g.fill(f32::NAN);
+                let loss = pool.install(|| ce.loss_grad(&logits, c, &labels, g).unwrap());
+                // The row losses are summed in another order: NaN here.
+                assert!(loss.is_nan() && want_loss.is_nan(), "{b:?}: {loss}");
+                let bad = (0..rows * c).find(|&i| g[i].to_bits() != want[i].to_bits());
+                if let Some(i) = bad {
+                    panic!(
+                        "{b:?}, {threads} threads: row {} class {}: {} vs {} row by row",
+                        i / c,
+                        i % c,
+                        g[i],
+                        want[i]
+                    );
+                }
+            }
+        }
+    }
+}
