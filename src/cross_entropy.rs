@@ -520,11 +520,12 @@ fn check_out<T>(out: &RowsOut<'_, T>, rows: usize, len: usize) -> Result<(), Los
 /// was measured on (32 MiB): at 16 MiB (4096 x 1000 `f32`, which fits in L3
 /// together with its logits) streaming measured slower than plain stores
 /// (best of 25: 3.4 ms vs 2.9 ms), because a plain-stored gradient stays in
-/// L3 between calls. Labelled loss + gradient without a softcap never
-/// streams: it stores pass 1's exponentials in the gradient and rescales
-/// them in place, which measured faster than recomputing them for a
-/// streamed gradient (`f32`, 1 thread, median of 15 calls: 32768 × 1000
-/// 2.28 against 1.49 G elements/s, 256 × 131072 about 1.9 against 1.65).
+/// L3 between calls. Labelled loss + gradient without a softcap does not
+/// recompute the exponentials for a streamed gradient: rows of up to
+/// [`COL_LEAF`] classes store them in the gradient and rescale them in
+/// place, which measured faster (`f32`, 1 thread, median of 15 calls: 32768
+/// × 1000 2.28 against 1.49 G elements/s); longer rows store them in a
+/// scratch row and stream the gradient from there (see [`huge_rows`]).
 const STREAM_MIN_BYTES: usize = 64 << 20;
 
 /// Runs every row of a validated call through the deterministic tree.
@@ -1103,7 +1104,9 @@ fn rows_kernel<S: Simd, T: Float>(s: S, job: RowsJob<'_, '_, T>) -> f64 {
 /// L1); the blocks' `(M_b, S_b)` merge in block order, and pass 2 only
 /// rescales the stored values, by `α e^{M_b - lse}`: one `exp` per class
 /// instead of two (256 × 131072 `f32`, 1 thread, `scripts/bench-report
-/// --quick`: 1.93 against 1.47 G elements/s).
+/// --quick`: 1.93 against 1.47 G elements/s). With a streamed gradient and
+/// no class weights the exponentials go to a scratch row instead, and the
+/// rescale is written along the next row's pass 1 (below).
 fn huge_rows<T: Float>(job: RowsJob<'_, '_, T>) -> f64 {
     let cfg = job.cfg;
     let c = cfg.classes;
