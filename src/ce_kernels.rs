@@ -582,7 +582,9 @@ pub(crate) fn max_of<S: Simd, T: Float>(s: S, z: &[T]) -> T {
 /// one read (a later block of a long row, or the next row, whose maximum
 /// is read then: without it, that read waits on memory with nothing to
 /// overlap). Without `dst` the terms only meet in the sum: they come from
-/// the cheaper [`math::exp_nonpositive_term`].
+/// the cheaper [`math::exp_nonpositive_term`]. With `flush`, each vector
+/// read is followed by one vector of another row's pass 2
+/// ([`Flush::step`]).
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn store_exp<S: Simd, T: Float>(
