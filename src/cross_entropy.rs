@@ -1143,7 +1143,7 @@ fn huge_rows<T: Float>(job: RowsJob<'_, '_, T>) -> f64 {
     let mut scratch_buf = vec![T::ZERO; if pipelined { 2 * stride + line } else { 0 }];
     let skip = scratch_buf.as_ptr().align_offset(64).min(scratch_buf.len());
     let scratch = &mut scratch_buf[skip..];
-    let mut pending: Option<(usize, T, usize, T)> = None;
+    let mut pending: Option<PendingRow<T>> = None;
     let mut sum = 0.0;
     for (r, row) in job.logits.chunks_exact(c).enumerate() {
         let target = row_target(cfg, &job.targets, r);
@@ -1161,16 +1161,9 @@ fn huge_rows<T: Float>(job: RowsJob<'_, '_, T>) -> f64 {
             let prev_src = &prev_src[..c.min(stride)];
             let (mut dst, mut prev): (Option<&mut [T]>, _) = match &mut out {
                 RowsOut::Grad(g) if pipelined => {
-                    let prev = pending.take().map(|(pr, b0, t, value)| ColumnStored {
-                        backend: cfg.backend,
-                        w: cfg.w,
-                        scales: &scales,
-                        b0,
-                        target: t,
-                        value,
-                        src: Some(prev_src),
-                        out: &mut g[pr * c..(pr + 1) * c],
-                    });
+                    let prev = pending
+                        .take()
+                        .map(|p| p.pass2(cfg.backend, &scales, prev_src, g, c));
                     (Some(cur), prev)
                 }
                 RowsOut::Grad(g) if keep_exp => (Some(&mut g[r * c..(r + 1) * c]), None),
@@ -1242,7 +1235,12 @@ fn huge_rows<T: Float>(job: RowsJob<'_, '_, T>) -> f64 {
                 *sc = T::from_f64(plan.alpha * ((m_b - plan.m) - plan.ln_s).exp());
             }
             if pipelined {
-                pending = Some((r, T::from_f64(plan.b0), t, T::from_f64(value)));
+                pending = Some(PendingRow {
+                    row: r,
+                    b0: T::from_f64(plan.b0),
+                    target: t,
+                    value: T::from_f64(value),
+                });
                 continue;
             }
             let col = ColumnStored {
@@ -1280,20 +1278,50 @@ fn huge_rows<T: Float>(job: RowsJob<'_, '_, T>) -> f64 {
             },
         );
     }
-    if let (Some((pr, b0, t, value)), RowsOut::Grad(g)) = (pending, &mut out) {
-        let col = ColumnStored {
-            backend: cfg.backend,
-            w: cfg.w,
-            scales: &scales,
-            b0,
-            target: t,
-            value,
-            src: Some(&scratch[(pr % 2) * stride..][..c]),
-            out: &mut g[pr * c..(pr + 1) * c],
-        };
-        let _ = parallel::reduce(col, COL_LEAF, 2 * COL_LEAF);
+    if let (Some(p), RowsOut::Grad(g)) = (pending, &mut out) {
+        let src = &scratch[(p.row % 2) * stride..][..c];
+        let _ = parallel::reduce(
+            p.pass2(cfg.backend, &scales, src, g, c),
+            COL_LEAF,
+            2 * COL_LEAF,
+        );
     }
     sum
+}
+
+/// A row of [`huge_rows`]' pipelined form whose pass 2 waits for the next
+/// row's pass 1: its index, `b0`, and the target class with its value.
+#[derive(Clone, Copy)]
+struct PendingRow<T> {
+    row: usize,
+    b0: T,
+    target: usize,
+    value: T,
+}
+
+impl<T: Float> PendingRow<T> {
+    /// Its pass 2 from the scratch row `src` (its exponentials) into its row
+    /// of the gradient `g` (rows of `c` classes), with the block `scales`.
+    /// The pipelined form has no class weights.
+    fn pass2<'a>(
+        self,
+        backend: Backend,
+        scales: &'a [T],
+        src: &'a [T],
+        g: &'a mut [T],
+        c: usize,
+    ) -> ColumnStored<'a, T> {
+        ColumnStored {
+            backend,
+            w: None,
+            scales,
+            b0: self.b0,
+            target: self.target,
+            value: self.value,
+            src: Some(src),
+            out: &mut g[self.row * c..(self.row + 1) * c],
+        }
+    }
 }
 
 /// Elements per block of the stored exponentials of long rows: 16 KiB, so
@@ -1447,6 +1475,8 @@ impl<T: Float> Kernel for ColumnExp<'_, T> {
 /// `out` itself, or in `src`): see [`pass2_stored`].
 pub(crate) struct ColumnStored<'a, T> {
     backend: Backend,
+    /// Class weights: always `None` with `src` (the streaming step of
+    /// [`Flush`] has none; see [`PendingRow::pass2`]).
     w: Option<&'a [T]>,
     /// The scale of each block of [`store_block`] classes.
     scales: &'a [T],
@@ -1512,6 +1542,7 @@ impl<T: Float> Kernel for ColumnStored<'_, T> {
     fn run<S: Simd>(mut self, s: S) {
         let b = store_block::<T>();
         if self.src.is_some() {
+            debug_assert!(self.w.is_none(), "the streamed pass 2 has no class weights");
             let n = self.out.len();
             for k in 0..n.div_ceil(b) {
                 self.flush_block(s, k, b.min(n - k * b)).finish(s);
