@@ -47,7 +47,7 @@
 //! and pass 2 ([`pass2_stored`]) only rescales them in place: one `exp` per
 //! class instead of two.
 
-use crate::kernels::load_at;
+use crate::kernels::{load_at, Source};
 use crate::math;
 use crate::simd::{Kernel, Simd, Vector};
 use crate::Float;
@@ -532,7 +532,7 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
     // closure that is not inlined would lose the backend's target features.)
     let mut m = f64::NEG_INFINITY;
     for &(lo, hi) in ranges {
-        m = m.max(max_of::<S, T>(s, &row[lo..hi]).to_f64());
+        m = m.max(max_of::<S, T, false>(s, &row[lo..hi]).to_f64());
     }
     if !m.is_finite() {
         return None;
@@ -540,7 +540,7 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
     let mut sum = 0.0;
     for &(lo, hi) in ranges {
         let d = dst.as_deref_mut().map(|d| &mut d[lo..hi]);
-        sum += store_exp::<S, T>(s, &row[lo..hi], T::from_f64(m), d, ahead, None);
+        sum += store_exp::<S, T, false>(s, &row[lo..hi], T::from_f64(m), d, ahead, None);
     }
     Some(RowStats {
         m,
@@ -551,26 +551,46 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
 
 /// The largest of `z` (`-inf` for none), NaNs skipped. Four independent
 /// lane maxima, so the loop runs at the speed of its loads rather than of a
-/// chain of `max` latencies.
+/// chain of `max` latencies. `REALIGN`: a `z` that is not vector-aligned
+/// is read through aligned loads ([`Source`]), for a read from memory.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
-pub(crate) fn max_of<S: Simd, T: Float>(s: S, z: &[T]) -> T {
+pub(crate) fn max_of<S: Simd, T: Float, const REALIGN: bool>(s: S, z: &[T]) -> T {
+    // An aligned `z` takes the loop without the realigned step.
+    let src = Source::<T::Vec<S>, true>::new(s, z);
+    if REALIGN && src.realigns() {
+        max_from(s, z, src)
+    } else {
+        max_from(s, z, Source::<T::Vec<S>, false>::new(s, z))
+    }
+}
+
+/// [`max_of`] with the vectors of `z` from `src`.
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+fn max_from<S: Simd, T: Float, const R: bool>(
+    s: S,
+    z: &[T],
+    mut src: Source<'_, T::Vec<S>, R>,
+) -> T {
     type V<S, T> = <T as Float>::Vec<S>;
     let lanes = V::<S, T>::LANES;
     let ninf = T::from_f64(f64::NEG_INFINITY);
     let mut mv = [V::<S, T>::splat(s, ninf); 4];
-    // Rounds of four whole vectors as exact chunks (no bounds checks).
-    let rounds = z.chunks_exact(4 * lanes);
-    let rest = rounds.remainder();
-    for round in rounds {
-        for (m, zc) in mv.iter_mut().zip(round.chunks_exact(lanes)) {
-            *m = m.max(V::<S, T>::load(s, zc));
+    // Rounds of four whole vectors, then the whole vectors left and the
+    // partial one into the first maximum.
+    let full = z.len() / lanes;
+    for _ in 0..full / 4 {
+        for m in &mut mv {
+            *m = m.max(src.next_vec());
         }
     }
-    let mut i = 0;
-    while i < rest.len() {
-        mv[0] = mv[0].max(load_at(s, rest, i, ninf));
-        i += lanes;
+    for _ in 0..full % 4 {
+        mv[0] = mv[0].max(src.next_vec());
+    }
+    let tail = &z[full * lanes..];
+    if !tail.is_empty() {
+        mv[0] = mv[0].max(V::<S, T>::load_partial(s, tail, ninf));
     }
     mv[0].max(mv[1]).max(mv[2].max(mv[3])).reduce_max()
 }
@@ -587,29 +607,29 @@ pub(crate) fn max_of<S: Simd, T: Float>(s: S, z: &[T]) -> T {
 /// ([`Flush::step`]).
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
-pub(crate) fn store_exp<S: Simd, T: Float>(
+pub(crate) fn store_exp<S: Simd, T: Float, const R: bool>(
     s: S,
     z: &[T],
     origin: T,
     dst: Option<&mut [T]>,
     ahead: usize,
-    flush: Option<&mut Flush<'_, T>>,
+    flush: Option<&mut Flush<'_, S, T, R>>,
 ) -> f64 {
     match dst {
-        Some(d) => store_exp_with::<S, T, true>(s, z, origin, Some(d), ahead, flush),
-        None => store_exp_with::<S, T, false>(s, z, origin, None, ahead, flush),
+        Some(d) => store_exp_with::<S, T, true, R>(s, z, origin, Some(d), ahead, flush),
+        None => store_exp_with::<S, T, false, R>(s, z, origin, None, ahead, flush),
     }
 }
 
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
-fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
+fn store_exp_with<S: Simd, T: Float, const STORE: bool, const R: bool>(
     s: S,
     z: &[T],
     origin: T,
     dst: Option<&mut [T]>,
     ahead: usize,
-    mut flush: Option<&mut Flush<'_, T>>,
+    mut flush: Option<&mut Flush<'_, S, T, R>>,
 ) -> f64 {
     type V<S, T> = <T as Float>::Vec<S>;
     // (A macro, not a closure: a closure that is not inlined would lose
@@ -753,10 +773,13 @@ pub(crate) fn pass2_stored<S: Simd, T: Float>(
 /// need it); the unaligned ends of the block get plain partial stores.
 /// Rows without class weights only, and the target class gets the same
 /// expression: the caller writes its value after the fence.
-pub(crate) struct Flush<'a, T> {
-    /// The vector-aligned middle of `out` with `src` alongside, one vector
-    /// a step.
-    mid: core::iter::Zip<core::slice::ChunksExact<'a, T>, core::slice::ChunksExactMut<'a, T>>,
+pub(crate) struct Flush<'a, S: Simd, T: Float, const R: bool> {
+    /// The vector-aligned middle of `out`, one vector a step.
+    mid: core::slice::ChunksExactMut<'a, T>,
+    /// The same classes of `src` (a scratch row aligned to 64 bytes, so
+    /// these start wherever `out`'s first aligned element falls: `R` reads
+    /// them through realigned loads, see [`Source`]).
+    mid_src: Source<'a, T::Vec<S>, R>,
     /// The whole block of `src`, for the unaligned ends.
     src: &'a [T],
     /// The unaligned ends of `out`: `[0, head.len())` and the rest.
@@ -766,12 +789,12 @@ pub(crate) struct Flush<'a, T> {
     b0: T,
 }
 
-impl<'a, T: Float> Flush<'a, T> {
+impl<'a, S: Simd, T: Float, const R: bool> Flush<'a, S, T, R> {
     /// The pass 2 of `out` from `src` (of `out`'s length), with the block's
     /// `scale` and `b0`.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    pub(crate) fn new<S: Simd>(_s: S, src: &'a [T], out: &'a mut [T], (scale, b0): (T, T)) -> Self {
+    pub(crate) fn new(s: S, src: &'a [T], out: &'a mut [T], (scale, b0): (T, T)) -> Self {
         let n = out.len();
         let lanes = T::Vec::<S>::LANES;
         let h = out
@@ -783,9 +806,8 @@ impl<'a, T: Float> Flush<'a, T> {
         let (head, rest) = out.split_at_mut(h);
         let (out_mid, tail) = rest.split_at_mut(mid);
         Flush {
-            mid: src[h..h + mid]
-                .chunks_exact(lanes)
-                .zip(out_mid.chunks_exact_mut(lanes)),
+            mid: out_mid.chunks_exact_mut(lanes),
+            mid_src: Source::new(s, &src[h..h + mid]),
             src,
             head,
             tail,
@@ -797,7 +819,7 @@ impl<'a, T: Float> Flush<'a, T> {
     /// `scale·e - b0` (the expression of `pass2_stored` without weights).
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    fn value_of<S: Simd>(s: S, scale: T, b0: T, e: T::Vec<S>) -> T::Vec<S> {
+    fn value_of(s: S, scale: T, b0: T, e: T::Vec<S>) -> T::Vec<S> {
         type V<S, T> = <T as Float>::Vec<S>;
         V::<S, T>::splat(s, scale).mul_add(e, V::<S, T>::splat(s, b0).neg())
     }
@@ -805,9 +827,9 @@ impl<'a, T: Float> Flush<'a, T> {
     /// Writes the next aligned vector, if one is left.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    pub(crate) fn step<S: Simd>(&mut self, s: S) {
-        if let Some((sc, oc)) = self.mid.next() {
-            let e = T::Vec::<S>::load(s, sc);
+    pub(crate) fn step(&mut self, s: S) {
+        if let Some(oc) = self.mid.next() {
+            let e = self.mid_src.next_vec();
             Self::value_of(s, self.scale, self.b0, e).store_stream(oc);
         }
     }
@@ -816,7 +838,7 @@ impl<'a, T: Float> Flush<'a, T> {
     /// ends with plain stores. The caller fences after its last block.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    pub(crate) fn finish<S: Simd>(mut self, s: S) {
+    pub(crate) fn finish(mut self, s: S) {
         type V<S, T> = <T as Float>::Vec<S>;
         let lanes = V::<S, T>::LANES;
         while self.mid.len() > 0 {
