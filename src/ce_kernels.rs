@@ -557,12 +557,13 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn max_of<S: Simd, T: Float, const REALIGN: bool>(s: S, z: &[T]) -> T {
     // An aligned `z` takes the loop without the realigned step.
-    let src = Source::<T::Vec<S>, true>::new(s, z);
-    if REALIGN && src.realigns() {
-        max_from(s, z, src)
-    } else {
-        max_from(s, z, Source::<T::Vec<S>, false>::new(s, z))
+    if REALIGN {
+        let src = Source::<T::Vec<S>, true>::new(s, z);
+        if src.realigns() {
+            return max_from(s, z, src);
+        }
     }
+    max_from(s, z, Source::<T::Vec<S>, false>::new(s, z))
 }
 
 /// [`max_of`] with the vectors of `z` from `src`.
