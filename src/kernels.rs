@@ -380,6 +380,17 @@ where
     V::acc_sum(a)
 }
 
+/// The elements of a slice starting at `p` before its first vector-aligned
+/// one: `Some(0)` when `p` is aligned, `Some(a)` (`0 < a < LANES`) when the
+/// backend realigns in one instruction ([`Vector::REALIGN`]), `None` when
+/// it does not (then [`Sink`] and [`Source`] take plain accesses).
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+fn vector_offset<V: Vector>(p: *const V::Elem) -> Option<usize> {
+    let a = p.align_offset(V::LANES * core::mem::size_of::<V::Elem>());
+    (a == 0 || (V::REALIGN && a < V::LANES)).then_some(a)
+}
+
 /// Where the full vectors of the output go, in order of their index `i`
 /// (`0, LANES, 2·LANES, …`): plain stores, or streaming stores of whole
 /// vectors. Streaming needs vector-aligned addresses; when `out` is not
@@ -409,19 +420,11 @@ impl<'o, V: Vector, const STREAM: bool> Sink<'o, V, STREAM> {
     #[cfg_attr(debug_assertions, inline)]
     fn new(s: V::Simd, out: &'o mut [V::Elem]) -> Self {
         let lanes = V::LANES;
-        let how = if !STREAM || lanes == 1 {
-            How::Plain
-        } else {
-            let shift = out
-                .as_ptr()
-                .align_offset(lanes * core::mem::size_of::<V::Elem>());
-            if shift == 0 {
-                How::Stream
-            } else if V::REALIGN && shift < lanes {
-                How::Realign(shift)
-            } else {
-                How::Plain
-            }
+        let how = match vector_offset::<V>(out.as_ptr()) {
+            _ if !STREAM || lanes == 1 => How::Plain,
+            Some(0) => How::Stream,
+            Some(shift) => How::Realign(shift),
+            None => How::Plain,
         };
         let prev = V::splat(s, <V::Elem as Float>::ZERO);
         Sink { s, out, how, prev }
@@ -515,17 +518,17 @@ impl<'a, V: Vector, const REALIGN: bool> Source<'a, V, REALIGN> {
     pub(crate) fn new(s: V::Simd, src: &'a [V::Elem]) -> Self {
         let lanes = V::LANES;
         let zero = V::splat(s, <V::Elem as Float>::ZERO);
-        let a = src
-            .as_ptr()
-            .align_offset(lanes * core::mem::size_of::<V::Elem>());
-        if !(REALIGN && V::REALIGN) || a == 0 || a >= lanes || src.len() < lanes {
-            return Source {
-                s,
-                lines: src.chunks_exact(lanes),
-                shift: 0,
-                prev: zero,
-            };
-        }
+        let a = match vector_offset::<V>(src.as_ptr()) {
+            Some(a) if REALIGN && a > 0 && src.len() >= lanes => a,
+            _ => {
+                return Source {
+                    s,
+                    lines: src.chunks_exact(lanes),
+                    shift: 0,
+                    prev: zero,
+                }
+            }
+        };
         // The aligned vector holding src[0..a] in its last `a` lanes.
         let head = V::load_partial(s, &src[..a], <V::Elem as Float>::ZERO);
         Source {
