@@ -655,6 +655,11 @@ struct RowPlan {
     b0: f64,
     /// Gradient of the target class (labels only), overriding pass 2's value.
     target_grad: Option<(usize, f64)>,
+    /// `e^{M_off - lse}` (`M_off`: the maximum of the classes other than
+    /// the target) when the plan has it without an `exp` of its own (the
+    /// common labelled row): the scale of exponentials stored from that
+    /// origin, before `alpha`.
+    off_scale: Option<f64>,
 }
 
 /// The target of one row.
@@ -723,6 +728,7 @@ impl<T: Float> Config<'_, T> {
                     b1: 0.0,
                     b0: 0.0,
                     target_grad: None,
+                    off_scale: None,
                 }
             }
             RowTarget::Label(t) => {
@@ -741,7 +747,8 @@ impl<T: Float> Config<'_, T> {
                     // The common row: finite, no smoothing. With
                     // v = e^u = S_off e^{M_off - z_t} (no overflow), lse - z_t =
                     // ln_1p(v), σ(u) = 1 / (1 + 1/v): two libm calls a row.
-                    let v = off.s * gap.exp();
+                    let e_gap = gap.exp();
+                    let v = off.s * e_gap;
                     let nll = ln_1p_nonneg(v);
                     let lse = z_t + nll;
                     let mut loss = w_t * nll;
@@ -771,6 +778,8 @@ impl<T: Float> Config<'_, T> {
                         b1: 0.0,
                         b0: 0.0,
                         target_grad: Some((t, grad_t)),
+                        // e^{M_off - lse} = e^{gap - ln(1 + v)}.
+                        off_scale: Some(e_gap / (1.0 + v)),
                     };
                 }
                 let all = off.merge(RowStats {
@@ -811,6 +820,7 @@ impl<T: Float> Config<'_, T> {
                     b1: 0.0,
                     b0: g * eps / c as f64,
                     target_grad: Some((t, grad_t)),
+                    off_scale: None,
                 }
             }
             RowTarget::Dense(t) => {
@@ -859,6 +869,7 @@ impl<T: Float> Config<'_, T> {
                     b1: g * (1.0 - eps),
                     b0: g * eps / c as f64,
                     target_grad: None,
+                    off_scale: None,
                 }
             }
         }
@@ -910,6 +921,7 @@ impl RowPlan {
         b1: 0.0,
         b0: 0.0,
         target_grad: None,
+        off_scale: None,
     };
 
     fn coefficients<T: Float>(&self, stream: bool) -> Pass2<T> {
@@ -1053,8 +1065,16 @@ fn rows_kernel<S: Simd, T: Float>(s: S, job: RowsJob<'_, '_, T>) -> f64 {
         sum += plan.loss;
         if let (Some(origin), RowsOut::Grad(g), RowTarget::Label(_)) = (stored, &mut out, target) {
             let (t, value) = plan.target_grad.unwrap_or((usize::MAX, 0.0));
-            // α p_c = α e^{z_c - lse} = (α e^{M - lse}) e^{z_c - M}.
-            let scale = plan.alpha * ((origin - plan.m) - plan.ln_s).exp();
+            // α p_c = α e^{z_c - lse} = (α e^{M - lse}) e^{z_c - M}, where
+            // the origin `M` is the off-target maximum (pass 1 read the row
+            // without the target): the plan may have e^{M - lse} already,
+            // which saves a libm `exp` a row (4096 x 1000 `f32` loss+grad,
+            // 1 thread, four alternated runs: 3.47-3.58 -> 3.35-3.73 G
+            // elem/s, medians 3.53 -> 3.65).
+            let scale = plan.alpha
+                * plan
+                    .off_scale
+                    .unwrap_or_else(|| ((origin - plan.m) - plan.ln_s).exp());
             pass2_stored::<S, T>(
                 s,
                 w,
