@@ -655,11 +655,11 @@ struct RowPlan {
     b0: f64,
     /// Gradient of the target class (labels only), overriding pass 2's value.
     target_grad: Option<(usize, f64)>,
-    /// `e^{M_off - lse}` (`M_off`: the maximum of the classes other than
-    /// the target) when the plan has it without an `exp` of its own (the
-    /// common labelled row): the scale of exponentials stored from that
-    /// origin, before `alpha`.
-    off_scale: Option<f64>,
+    /// `(M_off, e^{M_off - lse})` (`M_off`: the maximum of the classes
+    /// other than the target) when the plan has the latter without an
+    /// `exp` of its own (the common labelled row): the scale of
+    /// exponentials stored from the origin `M_off`, before `alpha`.
+    off_scale: Option<(f64, f64)>,
 }
 
 /// The target of one row.
@@ -779,7 +779,7 @@ impl<T: Float> Config<'_, T> {
                         b0: 0.0,
                         target_grad: Some((t, grad_t)),
                         // e^{M_off - lse} = e^{gap - ln(1 + v)}.
-                        off_scale: Some(e_gap / (1.0 + v)),
+                        off_scale: Some((off.m, e_gap / (1.0 + v))),
                     };
                 }
                 let all = off.merge(RowStats {
@@ -1065,16 +1065,17 @@ fn rows_kernel<S: Simd, T: Float>(s: S, job: RowsJob<'_, '_, T>) -> f64 {
         sum += plan.loss;
         if let (Some(origin), RowsOut::Grad(g), RowTarget::Label(_)) = (stored, &mut out, target) {
             let (t, value) = plan.target_grad.unwrap_or((usize::MAX, 0.0));
-            // α p_c = α e^{z_c - lse} = (α e^{M - lse}) e^{z_c - M}, where
+            // α p_c = α e^{z_c - lse} = (α e^{M - lse}) e^{z_c - M}. When
             // the origin `M` is the off-target maximum (pass 1 read the row
-            // without the target): the plan may have e^{M - lse} already,
+            // without the target) the plan may have e^{M - lse} already,
             // which saves a libm `exp` a row (4096 x 1000 `f32` loss+grad,
             // 1 thread, four alternated runs: 3.47-3.58 -> 3.35-3.73 G
             // elem/s, medians 3.53 -> 3.65).
             let scale = plan.alpha
-                * plan
-                    .off_scale
-                    .unwrap_or_else(|| ((origin - plan.m) - plan.ln_s).exp());
+                * match plan.off_scale {
+                    Some((m_off, e)) if m_off == origin => e,
+                    _ => ((origin - plan.m) - plan.ln_s).exp(),
+                };
             pass2_stored::<S, T>(
                 s,
                 w,
