@@ -259,6 +259,21 @@ impl Vector for F32x16 {
     }
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
+    fn lookup32(_: Avx512, idx: Self, table: &[f32; 32]) -> Self {
+        // `vpermt2ps`: lane i takes table[idx_i & 31] (the instruction reads
+        // only the low five bits of each index).
+        // SAFETY: see the note at the top of this impl; the two unaligned
+        // loads read exactly the 32 floats of `table`.
+        Self(unsafe {
+            _mm512_permutex2var_ps(
+                _mm512_loadu_ps(table.as_ptr()),
+                _mm512_castps_si512(idx.0),
+                _mm512_loadu_ps(table.as_ptr().add(16)),
+            )
+        })
+    }
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn mul_add(self, a: Self, b: Self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm512_fmadd_ps(self.0, a.0, b.0) })

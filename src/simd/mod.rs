@@ -57,6 +57,31 @@ pub trait Simd: Copy + Send + Sync + 'static {
     const BACKEND: Backend;
 }
 
+/// The default [`Vector::lookup16`] / [`Vector::lookup32`], through memory:
+/// lane `i` takes `table[b mod N]`, `b` the bit pattern of lane `i` of `idx`
+/// (`N` a power of two at most 2^29).
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+fn lookup_lanes<V: Vector, const N: usize>(s: V::Simd, idx: V, table: &[V::Elem; N]) -> V {
+    use crate::Float;
+    let zero = <V::Elem as Float>::ZERO;
+    let mut lanes = [zero; 16];
+    let n = V::LANES.min(16);
+    idx.store(&mut lanes[..n]);
+    for v in &mut lanes[..n] {
+        // The low mantissa bits of an f32 sit 29 bits up in its (exact)
+        // f64 widening.
+        let b = v.to_f64().to_bits();
+        let b = if core::mem::size_of::<V::Elem>() == 4 {
+            b >> 29
+        } else {
+            b
+        };
+        *v = table[(b % N as u64) as usize];
+    }
+    V::load(s, &lanes[..n])
+}
+
 /// A SIMD vector of `LANES` floats of type `Elem`, usable only with a token
 /// of its backend.
 ///
@@ -131,23 +156,14 @@ pub trait Vector: Copy {
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     fn lookup16(s: Self::Simd, idx: Self, table: &[Self::Elem; 16]) -> Self {
-        use crate::Float;
-        let zero = <Self::Elem as Float>::ZERO;
-        let mut lanes = [zero; 16];
-        let n = Self::LANES.min(16);
-        idx.store(&mut lanes[..n]);
-        for v in &mut lanes[..n] {
-            // The low mantissa bits of an f32 sit 29 bits up in its
-            // (exact) f64 widening.
-            let b = v.to_f64().to_bits();
-            let b = if core::mem::size_of::<Self::Elem>() == 4 {
-                b >> 29
-            } else {
-                b
-            };
-            *v = table[(b & 15) as usize];
-        }
-        Self::load(s, &lanes[..n])
+        lookup_lanes(s, idx, table)
+    }
+    /// [`Vector::lookup16`] with 32 entries: `table[b & 31]` (the low five
+    /// bits of the mantissa; AVX-512: one `vpermt2ps`).
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn lookup32(s: Self::Simd, idx: Self, table: &[Self::Elem; 32]) -> Self {
+        lookup_lanes(s, idx, table)
     }
     /// Whether [`Vector::concat_shift`] is one instruction (AVX-512:
     /// `vpermt2ps`/`vpermt2pd`), which lets streaming stores go through a
@@ -408,59 +424,79 @@ mod tests {
         println!("detected backend: {:?}", detected());
     }
 
-    /// `lookup16` of every lane of `idx` on the backend it runs on, for
-    /// `f32` and `f64` lanes.
+    /// `lookup16` (`wide == false`) or `lookup32` of the table `100 + j` at
+    /// every lane of `idx` on the backend it runs on, for `f32` and `f64`
+    /// lanes.
     struct Lookup<'a> {
         idx32: &'a [f32],
         idx64: &'a [f64],
+        wide: bool,
     }
     impl Kernel for Lookup<'_> {
         type Output = (Vec<f32>, Vec<f64>);
         fn run<S: Simd>(self, s: S) -> Self::Output {
-            fn each<V: Vector>(s: V::Simd, idx: &[V::Elem]) -> Vec<V::Elem> {
-                let table: [V::Elem; 16] =
+            fn each<V: Vector>(s: V::Simd, idx: &[V::Elem], wide: bool) -> Vec<V::Elem> {
+                let table: [V::Elem; 32] =
                     core::array::from_fn(|j| crate::Float::from_f64(100.0 + j as f64));
+                let table16: &[V::Elem; 16] = table[..16].try_into().expect("16 entries");
                 let mut out = Vec::new();
                 for chunk in idx.chunks(V::LANES) {
                     let v = V::load_partial(s, chunk, crate::Float::ZERO);
                     let mut lanes = vec![crate::Float::ZERO; V::LANES];
-                    V::lookup16(s, v, &table).store(&mut lanes);
+                    let got = if wide {
+                        V::lookup32(s, v, &table)
+                    } else {
+                        V::lookup16(s, v, table16)
+                    };
+                    got.store(&mut lanes);
                     out.extend_from_slice(&lanes[..chunk.len()]);
                 }
                 out
             }
-            (each::<S::F32>(s, self.idx32), each::<S::F64>(s, self.idx64))
+            (
+                each::<S::F32>(s, self.idx32, self.wide),
+                each::<S::F64>(s, self.idx64, self.wide),
+            )
         }
     }
 
     #[test]
-    fn lookup16_reads_the_low_four_bits() {
+    fn lookups_read_the_low_four_or_five_bits() {
         let idx32: Vec<f32> = (0..40u32)
             .map(|k| f32::from_bits(0x4940_0000 + k * 7))
-            .chain([f32::NAN, -0.0, f32::INFINITY, 786_432.0 - 0.0625])
+            .chain([
+                f32::NAN,
+                -0.0,
+                f32::INFINITY,
+                786_432.0 - 0.0625,
+                393_216.0 - 0.03125,
+            ])
             .collect();
         let idx64: Vec<f64> = (0..40u64)
             .map(|k| f64::from_bits(0x4128_0000_0000_0000 + k * 7))
             .chain([f64::NAN, -0.0])
             .collect();
-        let want32: Vec<f32> = idx32
-            .iter()
-            .map(|x| 100.0 + (x.to_bits() & 15) as f32)
-            .collect();
-        let want64: Vec<f64> = idx64
-            .iter()
-            .map(|x| 100.0 + (x.to_bits() & 15) as f64)
-            .collect();
-        for b in Backend::available() {
-            let (g32, g64) = dispatch(
-                b,
-                Lookup {
-                    idx32: &idx32,
-                    idx64: &idx64,
-                },
-            );
-            assert_eq!(g32, want32, "{b:?} f32");
-            assert_eq!(g64, want64, "{b:?} f64");
+        for (wide, mask) in [(false, 15), (true, 31)] {
+            let want32: Vec<f32> = idx32
+                .iter()
+                .map(|x| 100.0 + (x.to_bits() & mask) as f32)
+                .collect();
+            let want64: Vec<f64> = idx64
+                .iter()
+                .map(|x| 100.0 + (x.to_bits() & mask as u64) as f64)
+                .collect();
+            for b in Backend::available() {
+                let (g32, g64) = dispatch(
+                    b,
+                    Lookup {
+                        idx32: &idx32,
+                        idx64: &idx64,
+                        wide,
+                    },
+                );
+                assert_eq!(g32, want32, "{b:?} f32, wide {wide}");
+                assert_eq!(g64, want64, "{b:?} f64, wide {wide}");
+            }
         }
     }
 
