@@ -330,10 +330,10 @@ pub(crate) fn pass1<S: Simd, T: Float>(
             let x3 = capped(s, V::<S, T>::load(s, &z[i + 3 * lanes..]), cap);
             let block_max = x0.max(x1).max(x2.max(x3));
             let origin = raise_max!(m.max(block_max));
-            let e0 = math::exp_nonpositive_term(s, x0.sub(origin));
-            let e1 = math::exp_nonpositive_term(s, x1.sub(origin));
-            let e2 = math::exp_nonpositive_term(s, x2.sub(origin));
-            let e3 = math::exp_nonpositive_term(s, x3.sub(origin));
+            let e0 = math::exp_softmax_term(s, x0.sub(origin));
+            let e1 = math::exp_softmax_term(s, x1.sub(origin));
+            let e2 = math::exp_softmax_term(s, x2.sub(origin));
+            let e3 = math::exp_softmax_term(s, x3.sub(origin));
             sum = sum.add(e0.add(e1).add(e2.add(e3)));
             i += 4 * lanes;
             block += 4;
@@ -350,7 +350,7 @@ pub(crate) fn pass1<S: Simd, T: Float>(
             // never exceeds a real capped logit: drop their exponentials.
             let x = capped(s, raw, cap);
             let origin = raise_max!(m.max(x));
-            let e = math::exp_nonpositive_term(s, x.sub(origin));
+            let e = math::exp_softmax_term(s, x.sub(origin));
             let e = if cap.is_some() {
                 e.keep_first(valid)
             } else {
@@ -603,7 +603,7 @@ fn max_from<S: Simd, T: Float, const R: bool>(
 /// one read (a later block of a long row, or the next row, whose maximum
 /// is read then: without it, that read waits on memory with nothing to
 /// overlap). Without `dst` the terms only meet in the sum: they come from
-/// the cheaper [`math::exp_nonpositive_term`]. With `flush`, each vector
+/// the cheaper [`math::exp_softmax_term`]. With `flush`, each vector
 /// read is followed by one vector of another row's pass 2
 /// ([`Flush::step`]).
 #[cfg_attr(not(debug_assertions), inline(always))]
@@ -640,7 +640,7 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool, const R: bool>(
             if STORE {
                 math::exp_nonpositive(s, $x)
             } else {
-                math::exp_nonpositive_term(s, $x)
+                math::exp_softmax_term(s, $x)
             }
         };
     }
