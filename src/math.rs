@@ -538,8 +538,10 @@ where
     exp_clamped(s, splat::<V>(s, lo).max(x))
 }
 
-/// [`exp_nonpositive`] for terms of a sum (the softmax denominators), where
-/// one element's last ulp matters less than the work per element: on
+/// [`exp_nonpositive`] for terms of a sum (BCE with logits' loss through
+/// [`logistic_term`]; the softmax denominators take the cheaper
+/// [`exp_softmax_term`]), where one element's last ulp matters less than
+/// the work per element: on
 /// AVX-512 `f32` the table path without the low parts of `2^(j/16)` (one
 /// permute and one add fewer), max error ≤ 1.5 ulp (exhaustive maximum
 /// 0.989 against 0.762 with the low parts; the table's `hi` parts are
