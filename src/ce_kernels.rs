@@ -540,7 +540,7 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
     let mut sum = 0.0;
     for &(lo, hi) in ranges {
         let d = dst.as_deref_mut().map(|d| &mut d[lo..hi]);
-        sum += store_exp::<S, T, false>(s, &row[lo..hi], T::from_f64(m), d, ahead, None);
+        sum += store_exp::<S, T>(s, &row[lo..hi], T::from_f64(m), d, ahead, None);
     }
     Some(RowStats {
         m,
@@ -608,29 +608,29 @@ fn max_from<S: Simd, T: Float, const R: bool>(
 /// ([`Flush::step`]).
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
-pub(crate) fn store_exp<S: Simd, T: Float, const R: bool>(
+pub(crate) fn store_exp<S: Simd, T: Float>(
     s: S,
     z: &[T],
     origin: T,
     dst: Option<&mut [T]>,
     ahead: usize,
-    flush: Option<&mut Flush<'_, S, T, R>>,
+    flush: Option<&mut Flush<'_, S, T>>,
 ) -> f64 {
     match dst {
-        Some(d) => store_exp_with::<S, T, true, R>(s, z, origin, Some(d), ahead, flush),
-        None => store_exp_with::<S, T, false, R>(s, z, origin, None, ahead, flush),
+        Some(d) => store_exp_with::<S, T, true>(s, z, origin, Some(d), ahead, flush),
+        None => store_exp_with::<S, T, false>(s, z, origin, None, ahead, flush),
     }
 }
 
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
-fn store_exp_with<S: Simd, T: Float, const STORE: bool, const R: bool>(
+fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
     s: S,
     z: &[T],
     origin: T,
     dst: Option<&mut [T]>,
     ahead: usize,
-    mut flush: Option<&mut Flush<'_, S, T, R>>,
+    mut flush: Option<&mut Flush<'_, S, T>>,
 ) -> f64 {
     type V<S, T> = <T as Float>::Vec<S>;
     // (A macro, not a closure: a closure that is not inlined would lose
@@ -774,28 +774,31 @@ pub(crate) fn pass2_stored<S: Simd, T: Float>(
 /// need it); the unaligned ends of the block get plain partial stores.
 /// Rows without class weights only, and the target class gets the same
 /// expression: the caller writes its value after the fence.
-pub(crate) struct Flush<'a, S: Simd, T: Float, const R: bool> {
+pub(crate) struct Flush<'a, S: Simd, T: Float> {
     /// The vector-aligned middle of `out`, one vector a step.
     mid: core::slice::ChunksExactMut<'a, T>,
-    /// The same classes of `src` (a scratch row aligned to 64 bytes, so
-    /// these start wherever `out`'s first aligned element falls: `R` reads
-    /// them through realigned loads, see [`Source`]).
-    mid_src: Source<'a, T::Vec<S>, R>,
-    /// The whole block of `src`, for the unaligned ends.
+    /// The class of `src` for the next vector of `mid`. Plain loads, even
+    /// where `src` (a 64-byte aligned scratch row) is then read across
+    /// cache lines: on Zen 4, realigning them (a [`Source`] carrying its
+    /// previous vector, which lived on the stack here, or two aligned loads
+    /// and a permute per step) made the whole loop slower.
+    at: usize,
+    /// The whole block of `src`.
     src: &'a [T],
     /// The unaligned ends of `out`: `[0, head.len())` and the rest.
     head: &'a mut [T],
     tail: &'a mut [T],
     scale: T,
     b0: T,
+    _simd: core::marker::PhantomData<S>,
 }
 
-impl<'a, S: Simd, T: Float, const R: bool> Flush<'a, S, T, R> {
+impl<'a, S: Simd, T: Float> Flush<'a, S, T> {
     /// The pass 2 of `out` from `src` (of `out`'s length), with the block's
     /// `scale` and `b0`.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    pub(crate) fn new(s: S, src: &'a [T], out: &'a mut [T], (scale, b0): (T, T)) -> Self {
+    pub(crate) fn new(_s: S, src: &'a [T], out: &'a mut [T], (scale, b0): (T, T)) -> Self {
         let n = out.len();
         let lanes = T::Vec::<S>::LANES;
         let h = out
@@ -803,17 +806,17 @@ impl<'a, S: Simd, T: Float, const R: bool> Flush<'a, S, T, R> {
             .align_offset(lanes * core::mem::size_of::<T>())
             .min(n);
         let mid = (n - h) / lanes * lanes;
-        let src = &src[..n];
         let (head, rest) = out.split_at_mut(h);
         let (out_mid, tail) = rest.split_at_mut(mid);
         Flush {
             mid: out_mid.chunks_exact_mut(lanes),
-            mid_src: Source::new(s, &src[h..h + mid]),
-            src,
+            at: h,
+            src: &src[..n],
             head,
             tail,
             scale,
             b0,
+            _simd: core::marker::PhantomData,
         }
     }
 
@@ -829,8 +832,10 @@ impl<'a, S: Simd, T: Float, const R: bool> Flush<'a, S, T, R> {
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     pub(crate) fn step(&mut self, s: S) {
+        type V<S, T> = <T as Float>::Vec<S>;
         if let Some(oc) = self.mid.next() {
-            let e = self.mid_src.next_vec();
+            let e = V::<S, T>::load(s, &self.src[self.at..]);
+            self.at += V::<S, T>::LANES;
             Self::value_of(s, self.scale, self.b0, e).store_stream(oc);
         }
     }

@@ -21,7 +21,6 @@ use crate::ce_kernels::{
 };
 use crate::error::check_len;
 use crate::float::Labels;
-use crate::kernels::Source;
 use crate::options::{check_non_negative, divide_gradient, Common};
 use crate::parallel::{self, Job};
 use crate::simd::{self, Kernel, Simd, Vector};
@@ -1433,29 +1432,12 @@ impl<T: Float> Kernel for ColumnExp<'_, T> {
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     fn run<S: Simd>(self, s: S) {
-        // The previous row's scratch row is read through realigned loads
-        // when its gradient row is not vector-aligned (the blocks all
-        // share the row's alignment).
-        if self.prev.as_ref().is_some_and(|p| p.realigns(s)) {
-            self.run_blocks::<S, true>(s);
-        } else {
-            self.run_blocks::<S, false>(s);
-        }
-    }
-}
-
-impl<T: Float> ColumnExp<'_, T> {
-    /// [`Kernel::run`], with the previous row's [`Flush`]es realigned or
-    /// not (`R`).
-    #[cfg_attr(not(debug_assertions), inline(always))]
-    #[cfg_attr(debug_assertions, inline)]
-    fn run_blocks<S: Simd, const R: bool>(self, s: S) {
         let b = store_block::<T>();
         let mut dst = self.dst;
         let mut prev = self.prev;
         for (k, (z, st)) in self.z.chunks(b).zip(self.blocks.iter_mut()).enumerate() {
             let mut d = dst.as_deref_mut().map(|d| &mut d[k * b..k * b + z.len()]);
-            let mut flush = prev.as_mut().map(|p| p.flush_block::<S, R>(s, k, z.len()));
+            let mut flush = prev.as_mut().map(|p| p.flush_block::<S>(s, k, z.len()));
             let t = self.target.wrapping_sub(self.lo + k * b);
             let n = z.len();
             let (ranges, nr) = if t < n {
@@ -1494,7 +1476,7 @@ impl<T: Float> ColumnExp<'_, T> {
                 let mut sum = 0.0;
                 for &(lo, hi) in ranges {
                     let d = d.as_deref_mut().map(|d| &mut d[lo..hi]);
-                    sum += store_exp::<S, T, R>(s, &z[lo..hi], origin, d, ahead, flush.as_mut());
+                    sum += store_exp::<S, T>(s, &z[lo..hi], origin, d, ahead, flush.as_mut());
                 }
                 (m, sum)
             } else {
@@ -1583,14 +1565,9 @@ impl<T: Float> Kernel for ColumnStored<'_, T> {
         if self.src.is_some() {
             debug_assert!(self.w.is_none(), "the streamed pass 2 has no class weights");
             let n = self.out.len();
-            let realign = self.realigns(s);
             for k in 0..n.div_ceil(b) {
                 let len = b.min(n - k * b);
-                if realign {
-                    self.flush_block::<S, true>(s, k, len).finish(s);
-                } else {
-                    self.flush_block::<S, false>(s, k, len).finish(s);
-                }
+                self.flush_block::<S>(s, k, len).finish(s);
             }
             self.fence_and_target(s);
             return;
@@ -1610,33 +1587,10 @@ impl<T: Float> Kernel for ColumnStored<'_, T> {
 }
 
 impl<T: Float> ColumnStored<'_, T> {
-    /// Whether the [`Flush`]es read `src` through realigned loads: `src`
-    /// from `out`'s first vector-aligned element is not aligned (the same
-    /// for every block, which starts a multiple of 64 bytes on). Either
-    /// way gives the same lanes.
-    #[cfg_attr(not(debug_assertions), inline(always))]
-    #[cfg_attr(debug_assertions, inline)]
-    fn realigns<S: Simd>(&self, s: S) -> bool {
-        let lanes = T::Vec::<S>::LANES;
-        let h = self
-            .out
-            .as_ptr()
-            .align_offset(lanes * core::mem::size_of::<T>());
-        match self.src {
-            Some(src) if h < src.len() => Source::<T::Vec<S>, true>::new(s, &src[h..]).realigns(),
-            _ => false,
-        }
-    }
-
     /// The [`Flush`] of block `k` (`len` classes) from `src`.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    fn flush_block<S: Simd, const R: bool>(
-        &mut self,
-        s: S,
-        k: usize,
-        len: usize,
-    ) -> Flush<'_, S, T, R> {
+    fn flush_block<S: Simd>(&mut self, s: S, k: usize, len: usize) -> Flush<'_, S, T> {
         let lo = k * store_block::<T>();
         let src = self.src.unwrap_or(&[]);
         Flush::new(

@@ -493,7 +493,9 @@ impl<'o, V: Vector, const STREAM: bool> Sink<'o, V, STREAM> {
 /// thread, the crate called from a standalone timing loop: logits and
 /// gradient 16 bytes off a 64-byte boundary ran 2.63–2.79 G elements/s
 /// against 3.2–3.7 aligned; with the long rows' maximum and scratch reads
-/// through this, 2.79–3.10.)
+/// through this, 2.79–3.10, on Zen 5. The scratch reads went back to plain
+/// loads: on Zen 4 this realigned step, its previous vector kept on the
+/// stack in that loop, halved the speed.)
 ///
 /// The realigned step costs a permute per vector, which a loop bound by
 /// arithmetic on data in L1 pays for (cross entropy loss+grad 4096 x 1000
