@@ -24,7 +24,8 @@
 //! naive`; and the default build >= 0.95 x the native build in cache. The
 //! `bce_probs fwd 2^24` group shows BCE on probabilities beside both limits.
 //! The `ce fwd` / `ce fwd_grad` groups are issue 4's cross-entropy workloads
-//! (256 x 131072 and 4096 x 1000) against `read1` (the logits read once),
+//! (256 x 131072 and 4096 x 1000; also 512 x 65536, a long row of half the
+//! size, and 16 x 16384) against `read1` (the logits read once),
 //! `read1_write1` (read + gradient store) and `exp1` (one polynomial `exp`
 //! per element, in cache).
 
@@ -273,7 +274,12 @@ fn main() {
 
         // Cross entropy (issue 4): the loss against the one-array read limit
         // and one polynomial exp per element, loss + grad against read+write.
-        for (rows, classes) in [(256_usize, 131_072_usize), (4096, 1000), (16, 16_384)] {
+        for (rows, classes) in [
+            (256_usize, 131_072_usize),
+            (512, 65_536),
+            (4096, 1000),
+            (16, 16_384),
+        ] {
             let (logits, labels) = data::classification(rows, classes);
             let n = rows * classes;
             let cands = vec![

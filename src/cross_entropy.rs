@@ -24,7 +24,9 @@ use crate::float::Labels;
 use crate::options::{check_non_negative, divide_gradient, Common};
 use crate::parallel::{self, Job};
 use crate::simd::{self, Kernel, Simd, Vector};
-use crate::{Backend, EmptyMean, Float, Label, LossError, Partial, Reduction};
+use crate::{Backend, EmptyMean, Float, Label, LongRowGradient, LossError, Partial, Reduction};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// Elements per leaf of the row-parallel tree (a leaf holds
 /// `max(1, ROW_LEAF / classes)` rows).
@@ -96,6 +98,7 @@ pub struct CrossEntropy<'a, T> {
     label_smoothing: f64,
     z_loss: f64,
     softcap: Option<f64>,
+    long_rows: LongRowGradient,
 }
 
 impl<T: Float> Default for CrossEntropy<'_, T> {
@@ -119,6 +122,7 @@ struct Config<'a, T> {
     grad_scale: f64,
     /// Whether per-class outputs are written with streaming stores.
     stream: bool,
+    long_rows: LongRowGradient,
 }
 
 /// The targets of a block of rows.
@@ -153,6 +157,7 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
             label_smoothing: 0.0,
             z_loss: 0.0,
             softcap: None,
+            long_rows: LongRowGradient::Auto,
         }
     }
 
@@ -225,6 +230,15 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
         self
     }
 
+    /// Sets how the gradient of long rows too large for the caches is
+    /// written (default [`LongRowGradient::Auto`]); the results are bitwise
+    /// the same for every choice.
+    #[must_use]
+    pub fn long_row_gradient(mut self, form: LongRowGradient) -> Self {
+        self.long_rows = form;
+        self
+    }
+
     /// Checks the shapes — `classes`, the logits, then every other length
     /// (`lengths`, given the row count: targets and output buffers; then the
     /// class weights) — and only then the option values; returns the row
@@ -286,6 +300,7 @@ impl<'a, T: Float> CrossEntropy<'a, T> {
                 cap_f64: self.softcap,
                 grad_scale: 0.0,
                 stream: false,
+                long_rows: self.long_rows,
             },
         ))
     }
@@ -1151,7 +1166,21 @@ fn huge_rows<T: Float>(job: RowsJob<'_, '_, T>) -> f64 {
     // (256 x 131072 `f32`, 1 thread: with the weights' and the target's
     // checks in that step the crate ran 20% below a standalone copy of the
     // scheme, without them 7%).
-    let pipelined = keep_exp && cfg.stream && cfg.w.is_none() && c <= PIPELINE_MAX_CLASSES;
+    //
+    // Which of the two is faster depends on the CPU (see
+    // [`LongRowGradient`]): `Auto` asks the [`Tuner`].
+    let rows = job.logits.len() / c;
+    let (pipelined, trial) =
+        if keep_exp && cfg.stream && cfg.w.is_none() && c <= PIPELINE_MAX_CLASSES {
+            match cfg.long_rows {
+                LongRowGradient::Streamed => (true, false),
+                LongRowGradient::InPlace => (false, false),
+                _ => Tuner::of::<T>().pick(rows),
+            }
+        } else {
+            (false, false)
+        };
+    let start = trial.then(std::time::Instant::now);
     // Each scratch row starts on a 64-byte boundary (a large `Vec` often
     // starts 16 bytes past one), so that pass 1's stores into it are
     // aligned whatever the logits' and the gradient's alignment.
@@ -1307,7 +1336,98 @@ fn huge_rows<T: Float>(job: RowsJob<'_, '_, T>) -> f64 {
             2 * COL_LEAF,
         );
     }
+    if let Some(t0) = start {
+        let per_element = t0.elapsed().as_secs_f64() / (rows * c) as f64;
+        Tuner::of::<T>().record(pipelined, per_element);
+    }
     sum
+}
+
+/// [`LongRowGradient::Auto`]'s choice between [`huge_rows`]' two forms, one
+/// per element size. Until it has decided, each leaf of at least
+/// [`Tuner::TRIAL_ROWS`] rows runs the form measured fewer times so far and
+/// reports its time per element; after [`Tuner::TRIALS`] leaves of each, the
+/// form with the lower best time stays for the rest of the process. (The
+/// best, not the median: on a loaded machine a trial is only ever slowed
+/// down. The first leaves also pay for the gradient's first touch.) The two
+/// forms give the same bits, so the choice never changes a result.
+struct Tuner {
+    /// [`Tuner::UNDECIDED`], [`Tuner::STREAMED`] or [`Tuner::IN_PLACE`].
+    choice: AtomicU8,
+    trials: Mutex<Trials>,
+}
+
+/// The measurements of a [`Tuner`], index 0 the streamed form, 1 in place.
+struct Trials {
+    started: [u32; 2],
+    done: [u32; 2],
+    /// The best seconds per element of each form.
+    best: [f64; 2],
+}
+
+impl Tuner {
+    const UNDECIDED: u8 = 0;
+    const STREAMED: u8 = 1;
+    const IN_PLACE: u8 = 2;
+    /// Leaves of each form measured before deciding.
+    const TRIALS: u32 = 3;
+    /// Leaves with fewer rows are not measured (the streamed form's first
+    /// and last rows run alone); they take the streamed form.
+    const TRIAL_ROWS: usize = 16;
+
+    const fn new() -> Self {
+        Tuner {
+            choice: AtomicU8::new(Self::UNDECIDED),
+            trials: Mutex::new(Trials {
+                started: [0; 2],
+                done: [0; 2],
+                best: [f64::INFINITY; 2],
+            }),
+        }
+    }
+
+    fn of<T>() -> &'static Tuner {
+        static TUNERS: [Tuner; 2] = [Tuner::new(), Tuner::new()];
+        &TUNERS[usize::from(core::mem::size_of::<T>() > 4)]
+    }
+
+    fn trials(&self) -> std::sync::MutexGuard<'_, Trials> {
+        // Nothing panics while the lock is held; a poisoned lock still
+        // holds consistent counts.
+        self.trials.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The form for a leaf of `rows` rows, and whether to time it.
+    fn pick(&self, rows: usize) -> (bool, bool) {
+        match self.choice.load(Ordering::Relaxed) {
+            Self::STREAMED => return (true, false),
+            Self::IN_PLACE => return (false, false),
+            _ => {}
+        }
+        if rows < Self::TRIAL_ROWS {
+            return (true, false);
+        }
+        let mut t = self.trials();
+        let streamed = t.started[0] <= t.started[1];
+        t.started[usize::from(!streamed)] += 1;
+        (streamed, true)
+    }
+
+    /// A timed leaf of the `streamed` form (or not): its seconds per element.
+    fn record(&self, streamed: bool, per_element: f64) {
+        let mut t = self.trials();
+        let i = usize::from(!streamed);
+        t.done[i] += 1;
+        t.best[i] = t.best[i].min(per_element);
+        if t.done.iter().all(|&d| d >= Self::TRIALS) {
+            let form = if t.best[0] <= t.best[1] {
+                Self::STREAMED
+            } else {
+                Self::IN_PLACE
+            };
+            self.choice.store(form, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A row of [`huge_rows`]' pipelined form whose pass 2 waits for the next
@@ -1796,6 +1916,7 @@ impl Softmax {
             cap_f64: None,
             grad_scale: 0.0,
             stream: false,
+            long_rows: LongRowGradient::Auto,
         };
         run_rows::<T>(&cfg, logits, Targets::None, out).map(|_| ())
     }
@@ -1963,5 +2084,33 @@ impl LogSumExp {
     #[must_use]
     pub fn value(self) -> f64 {
         self.max + self.sum.ln()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tuner;
+    use std::sync::atomic::Ordering;
+
+    /// Trials alternate between the forms, short leaves are not measured,
+    /// and after three of each the form with the lower best time stays.
+    #[test]
+    fn tuner_keeps_the_faster_form() {
+        for (streamed_time, in_place_time, want) in [(2.0, 1.0, false), (1.0, 3.0, true)] {
+            let t = Tuner::new();
+            assert_eq!(t.pick(Tuner::TRIAL_ROWS - 1), (true, false));
+            for round in 0..Tuner::TRIALS {
+                assert_eq!(t.pick(64), (true, true), "round {round}");
+                assert_eq!(t.pick(64), (false, true), "round {round}");
+                // A slow first round counts only through the best times.
+                let noise = if round == 0 { 10.0 } else { 1.0 };
+                t.record(true, streamed_time * noise);
+                let undecided = t.choice.load(Ordering::Relaxed) == Tuner::UNDECIDED;
+                assert!(undecided, "decided in round {round}");
+                t.record(false, in_place_time * noise);
+            }
+            assert_eq!(t.pick(64), (want, false));
+            assert_eq!(t.pick(1), (want, false));
+        }
     }
 }

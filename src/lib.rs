@@ -91,7 +91,7 @@ pub use bce::{BinaryCrossEntropy, BinaryCrossEntropyWithLogits};
 pub use cross_entropy::{log_softmax, log_sum_exp, softmax, CrossEntropy, LogSumExp, Softmax};
 pub use error::LossError;
 pub use float::{Float, Label};
-pub use options::{Backend, EmptyMean, Partial, Reduction};
+pub use options::{Backend, EmptyMean, LongRowGradient, Partial, Reduction};
 pub use squared_error::SquaredError;
 
 /// The README's examples, compiled and run as doc tests.

@@ -24,7 +24,7 @@ mod common;
 use common::check::*;
 use common::*;
 use loss_kernels::reference::{self, CrossEntropyOptions};
-use loss_kernels::{Backend, CrossEntropy, EmptyMean, LogSumExp, Reduction};
+use loss_kernels::{Backend, CrossEntropy, EmptyMean, LogSumExp, LongRowGradient, Reduction};
 
 /// A case with default options; fields are overridden by the callers.
 fn case(classes: usize, logits: Vec<f64>, labels: Vec<i64>, dense: Vec<f64>) -> CeCase {
@@ -806,7 +806,8 @@ fn auto_is_the_detected_backend() {
 /// for adversarial rows, rows ignored or falling back to the plain sweep
 /// between pipelined ones, leaf boundaries (342 rows), an unaligned
 /// gradient, every option pass 2 reads, every backend, and 1, 2 and 3
-/// threads.
+/// threads. Also with the exponentials kept in the gradient instead
+/// ([`LongRowGradient::InPlace`], the other form `Auto` may choose).
 #[test]
 fn pipelined_long_rows_equal_row_by_row() {
     let c = 3 * 16_384 + 17; // 49 169 classes: the last block partial
@@ -839,8 +840,12 @@ fn pipelined_long_rows_equal_row_by_row() {
     let mut g_buf = vec![0.0_f32; rows * c + 1];
     let mut g1 = vec![0.0_f32; c];
     for b in backends() {
+        // Both forms of the streamed-size gradient, and `Auto`'s choice
+        // (the first calls of the process: its trials run both).
         let options = [
             CrossEntropy::<f32>::new(),
+            CrossEntropy::<f32>::new().long_row_gradient(LongRowGradient::Streamed),
+            CrossEntropy::<f32>::new().long_row_gradient(LongRowGradient::InPlace),
             CrossEntropy::<f32>::new().class_weights(&w),
             CrossEntropy::<f32>::new()
                 .class_weights(&w)
