@@ -1175,7 +1175,7 @@ fn huge_rows<T: Float>(job: RowsJob<'_, '_, T>) -> f64 {
             match cfg.long_rows {
                 LongRowGradient::Streamed => (true, false),
                 LongRowGradient::InPlace => (false, false),
-                _ => Tuner::of::<T>().pick(rows),
+                LongRowGradient::Auto => Tuner::of::<T>().pick(rows),
             }
         } else {
             (false, false)
