@@ -43,9 +43,10 @@ const COL_LEAF: usize = 1 << 15;
 /// (256 x 131072 `f32`, 1 thread, standalone copy: leaves of 8 rows lost
 /// 19% to the scratch allocation and the unpaired last rows.)
 const HUGE_LEAF_ROWS: usize = 64;
-/// Rows of at most this many classes get [`huge_rows`]' pipelined form
-/// (its two scratch rows: 8 MiB in `f32`); longer ones keep the
-/// exponentials in the gradient row.
+/// Rows of at most this many classes may take [`huge_rows`]' pipelined form
+/// (its two scratch rows: 8 MiB in `f32`; whether they do is
+/// [`LongRowGradient`]'s choice); longer ones keep the exponentials in the
+/// gradient row.
 const PIPELINE_MAX_CLASSES: usize = 1 << 20;
 /// Rows of at most this many bytes get their log-sum-exp in two reads (the
 /// exact maximum, then the exponentials), longer ones in one (online).
@@ -539,8 +540,9 @@ fn check_out<T>(out: &RowsOut<'_, T>, rows: usize, len: usize) -> Result<(), Los
 /// recompute the exponentials for a streamed gradient: rows of up to
 /// [`COL_LEAF`] classes store them in the gradient and rescale them in
 /// place, which measured faster (`f32`, 1 thread, median of 15 calls: 32768
-/// × 1000 2.28 against 1.49 G elements/s); longer rows store them in a
-/// scratch row and stream the gradient from there (see [`huge_rows`]).
+/// × 1000 2.28 against 1.49 G elements/s); longer rows either do the same
+/// or store them in a scratch row and stream the gradient from there,
+/// whichever [`LongRowGradient`] chooses (see [`huge_rows`]).
 const STREAM_MIN_BYTES: usize = 64 << 20;
 
 /// Runs every row of a validated call through the deterministic tree.
@@ -1141,8 +1143,9 @@ fn rows_kernel<S: Simd, T: Float>(s: S, job: RowsJob<'_, '_, T>) -> f64 {
 /// rescales the stored values, by `α e^{M_b - lse}`: one `exp` per class
 /// instead of two (256 × 131072 `f32`, 1 thread, `scripts/bench-report
 /// --quick`: 1.93 against 1.47 G elements/s). With a streamed gradient and
-/// no class weights the exponentials go to a scratch row instead, and the
-/// rescale is written along the next row's pass 1 (below).
+/// no class weights the exponentials may go to a scratch row instead, the
+/// rescale then written along the next row's pass 1 (below): the
+/// [`LongRowGradient`] option, `Auto` by timing both ([`Tuner`]).
 fn huge_rows<T: Float>(job: RowsJob<'_, '_, T>) -> f64 {
     let cfg = job.cfg;
     let c = cfg.classes;
