@@ -11,20 +11,25 @@
 //! starts).
 //!
 //! ```text
-//! cargo run --release --example ce_throughput -- [loss|loss_grad] [ROWS] [CLASSES] [SECONDS] [THREADS]
+//! cargo run --release --example ce_throughput -- [loss|loss_grad] [ROWS] [CLASSES] [SECONDS] [THREADS] [FORM]
 //! ```
 //!
-//! Defaults: `loss_grad 4096 1000 3 1` (issue 4's in-cache workload). The
+//! Defaults: `loss_grad 4096 1000 3 1 auto` (issue 4's in-cache workload).
+//! `FORM` is the [`LongRowGradient`] of long rows' loss + gradient (`auto`,
+//! `streamed` or `in_place`): e.g. `loss_grad 256 131072 5 2 streamed`
+//! against `... in_place` compares the two forms at two threads. The
 //! logits are Gaussian with standard deviation 2 and the labels uniform, as
 //! in the crate's benchmarks, from a fixed seed.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use loss_kernels::CrossEntropy;
+use loss_kernels::{CrossEntropy, LongRowGradient};
 
-const USAGE: &str = "usage: ce_throughput [loss|loss_grad] [ROWS] [CLASSES] [SECONDS] [THREADS]
-  defaults: loss_grad 4096 1000 3 1";
+const USAGE: &str =
+    "usage: ce_throughput [loss|loss_grad] [ROWS] [CLASSES] [SECONDS] [THREADS] [FORM]
+  FORM: auto, streamed or in_place (the long-row gradient form)
+  defaults: loss_grad 4096 1000 3 1 auto";
 
 struct Args {
     grad: bool,
@@ -32,12 +37,13 @@ struct Args {
     classes: usize,
     seconds: f64,
     threads: usize,
+    form: LongRowGradient,
 }
 
 fn parse() -> Result<Args, String> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.len() > 5 {
-        return Err(format!("expected at most 5 arguments, got {}", argv.len()));
+    if argv.len() > 6 {
+        return Err(format!("expected at most 6 arguments, got {}", argv.len()));
     }
     let grad = match argv.first().map(String::as_str) {
         None | Some("loss_grad") => true,
@@ -57,6 +63,16 @@ fn parse() -> Result<Args, String> {
     let classes = number(2, "CLASSES", 1000)?;
     let seconds = number(3, "SECONDS", 3)? as f64;
     let threads = number(4, "THREADS", 1)?;
+    let form = match argv.get(5).map(String::as_str) {
+        None | Some("auto") => LongRowGradient::Auto,
+        Some("streamed") => LongRowGradient::Streamed,
+        Some("in_place") => LongRowGradient::InPlace,
+        Some(other) => {
+            return Err(format!(
+                "FORM must be auto, streamed or in_place, got {other:?}"
+            ))
+        }
+    };
     if rows.checked_mul(classes).is_none_or(|n| n > 1 << 31) {
         return Err(format!(
             "ROWS × CLASSES must be at most 2^31 elements, got {rows} × {classes}"
@@ -68,6 +84,7 @@ fn parse() -> Result<Args, String> {
         classes,
         seconds,
         threads,
+        form,
     })
 }
 
@@ -118,19 +135,20 @@ fn main() -> ExitCode {
     let n = args.rows * args.classes;
     let mode = if args.grad { "loss_grad" } else { "loss" };
     println!(
-        "cross entropy {mode}, {} x {} f32 ({:.1} MiB of logits), {} thread(s), {} s",
+        "cross entropy {mode}, {} x {} f32 ({:.1} MiB of logits), {} thread(s), {} s, long-row gradient {:?}",
         args.rows,
         args.classes,
         (n * 4) as f64 / (1 << 20) as f64,
         args.threads,
-        args.seconds
+        args.seconds,
+        args.form
     );
     let t0 = Instant::now();
     let (logits, labels) = data(args.rows, args.classes);
     let mut grad = vec![0.0f32; if args.grad { n } else { 0 }];
     println!("data drawn in {:.2} s", t0.elapsed().as_secs_f64());
 
-    let ce = CrossEntropy::new();
+    let ce = CrossEntropy::new().long_row_gradient(args.form);
     let mut call = || {
         if args.grad {
             ce.loss_grad(&logits, args.classes, &labels, &mut grad)
