@@ -1089,13 +1089,7 @@ fn rows_kernel<S: Simd, T: Float>(s: S, job: RowsJob<'_, '_, T>) -> f64 {
                 #[cfg_attr(debug_assertions, inline)]
                 |ranges, t, kind| {
                     let first_lse = matches!(kind, Sweep::Lse) && stored.is_none();
-                    // The whole row, or the row but one class (a label).
-                    let skip = match *ranges {
-                        [(0, hi)] if hi == c => Some(None),
-                        [(0, t), (lo, hi)] if lo == t + 1 && hi == c => Some(Some(t)),
-                        _ => None,
-                    };
-                    if let (true, None, Some(skip)) = (first_lse, cap, skip) {
+                    if let (true, None, Some(skip)) = (first_lse, cap, left_out(ranges, c)) {
                         if two_pass || dst.is_some() {
                             // (The second read asks for the next row's logits.)
                             let d = dst.as_deref_mut();
@@ -1127,6 +1121,12 @@ fn rows_kernel<S: Simd, T: Float>(s: S, job: RowsJob<'_, '_, T>) -> f64 {
             // which saves a libm `exp` a row (4096 x 1000 `f32` loss+grad,
             // 1 thread, four alternated runs: 3.47-3.58 -> 3.35-3.73 G
             // elem/s, medians 3.53 -> 3.65).
+            // A deferred row has no `ln_s`: its exponentials must be the
+            // ones `off_scale` scales.
+            debug_assert!(
+                plan.deferred.is_none() || plan.off_scale.is_some_and(|(m, _)| m == origin),
+                "a deferred row's pass 2 needs off_scale"
+            );
             let scale = plan.alpha
                 * match plan.off_scale {
                     Some((m_off, e)) if m_off == origin => e,
@@ -1174,6 +1174,18 @@ fn rows_kernel<S: Simd, T: Float>(s: S, job: RowsJob<'_, '_, T>) -> f64 {
         T::Vec::<S>::stream_fence(s);
     }
     sum
+}
+
+/// The class a sweep over class `ranges` of a `c`-class row leaves out:
+/// `Some(None)` for the whole row, `Some(Some(t))` for the row but class
+/// `t` (a labelled row's target, as [`Config::plan_row`] asks), and `None`
+/// for any other ranges (the sweep then reads them as they are).
+fn left_out(ranges: &[(usize, usize)], c: usize) -> Option<Option<usize>> {
+    match *ranges {
+        [(0, hi)] if hi == c => Some(None),
+        [(0, t), (lo, hi)] if lo == t + 1 && hi == c => Some(Some(t)),
+        _ => None,
+    }
 }
 
 /// Row losses added in row order, where a row's loss may be `w·ln(1 + v)`
@@ -1361,13 +1373,8 @@ fn huge_rows<T: Float>(job: RowsJob<'_, '_, T>) -> f64 {
                 _ => (None, None),
             };
             let plan = cfg.plan_row(row, target, grad, false, |ranges, t, kind| {
-                // The class the sweep leaves out (a labelled row's target):
-                // the whole row but one.
-                let skip = match *ranges {
-                    [(0, hi)] if hi == c => Some(usize::MAX),
-                    [(0, t), (t1, hi)] if t1 == t + 1 && hi == c => Some(t),
-                    _ => None,
-                };
+                // The class the sweep leaves out (`usize::MAX` for none).
+                let skip = left_out(ranges, c).map(|t| t.unwrap_or(usize::MAX));
                 if let (true, Sweep::Lse, false, Some(skip)) =
                     (cfg.cap.is_none(), kind, stored, skip)
                 {
