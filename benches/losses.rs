@@ -6,7 +6,7 @@
 //!   inside a rayon pool of 1 or 2 threads;
 //! - `naive`: the loop a user writes by hand (`support::naive`); at 2
 //!   threads the input is split into two halves with `rayon::join`;
-//! - `limit_bw`: a hand-written AVX-512 kernel that moves the same bytes
+//! - `limit_bw`: a hand-written AVX-512 (else AVX2+FMA) kernel that moves the same bytes
 //!   (reads the same inputs; for loss+grad also writes a gradient-sized
 //!   buffer), and for the losses with transcendentals `limit_exp`: the same
 //!   input through a polynomial `exp`, once or twice per element
@@ -373,6 +373,8 @@ fn config() -> Criterion {
         Backend::available(),
         if reference::uses_avx512() {
             "AVX-512"
+        } else if reference::uses_avx2() {
+            "AVX2+FMA"
         } else {
             "portable loops"
         }
