@@ -247,6 +247,26 @@ impl Vector for F32x8 {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_round_ps::<ROUND_NEAREST>(self.0) })
     }
+    const POW2_SHIFT: bool = true;
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn round_pow2(_: Avx2Fma, x: Self, k: Self) -> (Self, Self) {
+        // t = x·k + (1.5·2^23 + 191), rounded once: t lies in [2^23, 2^24),
+        // where floats are the integers, so t - magic is the integer n
+        // nearest x·k, and t's low mantissa bits hold 2^22 + 191 + n. The
+        // shift keeps their low nine bits, 191 + n in [1, 254] (2^22 is a
+        // multiple of 512), as the exponent field: 2^(n + 64), sign 0.
+        // SAFETY: see the note at the top of this impl.
+        unsafe {
+            let magic = _mm256_set1_ps(12_582_912.0 + 191.0);
+            let t = _mm256_fmadd_ps(x.0, k.0, magic);
+            let pow = _mm256_slli_epi32::<23>(_mm256_castps_si256(t));
+            (
+                Self(_mm256_sub_ps(t, magic)),
+                Self(_mm256_castsi256_ps(pow)),
+            )
+        }
+    }
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     fn lt(self, o: Self) -> M32 {
@@ -559,6 +579,24 @@ impl Vector for F64x4 {
     fn round(self) -> Self {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_round_pd::<ROUND_NEAREST>(self.0) })
+    }
+    const POW2_SHIFT: bool = true;
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn round_pow2(_: Avx2Fma, x: Self, k: Self) -> (Self, Self) {
+        // As for `F32x8`: t = x·k + (1.5·2^52 + 1087) in [2^52, 2^53), its
+        // low twelve mantissa bits 1087 + n in [1, 2046] (2^51 is a multiple
+        // of 4096), shifted into the exponent field: 2^(n + 64).
+        // SAFETY: see the note at the top of this impl.
+        unsafe {
+            let magic = _mm256_set1_pd(6_755_399_441_055_744.0 + 1087.0);
+            let t = _mm256_fmadd_pd(x.0, k.0, magic);
+            let pow = _mm256_slli_epi64::<52>(_mm256_castpd_si256(t));
+            (
+                Self(_mm256_sub_pd(t, magic)),
+                Self(_mm256_castsi256_pd(pow)),
+            )
+        }
     }
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]

@@ -197,6 +197,26 @@ pub trait Vector: Copy {
     fn min(self, o: Self) -> Self;
     /// Round to nearest integer, ties to even.
     fn round(self) -> Self;
+    /// Whether [`Vector::round_pow2`] is cheaper than [`Vector::round`]
+    /// and [`Vector::ldexp`] (AVX2: one multiply-add, one subtraction and
+    /// one shift), so that [`crate::math`]'s polynomial `exp` scales by one
+    /// product instead of `ldexp`'s two.
+    const POW2_SHIFT: bool = false;
+    /// `(n, 2^(n + 64))` for `n` an integer nearest `x·k` (the exact
+    /// product, not its rounding; a tie may go either way), for `x·k` in
+    /// `[-190, 63]` (`f32`) or `[-1086, 959]` (`f64`), where both are
+    /// exact. NaN in `x·k` gives a NaN `n`. The default rounds the product
+    /// and builds the power with [`Vector::ldexp`]; the math uses this only
+    /// where [`Vector::POW2_SHIFT`] holds.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn round_pow2(s: Self::Simd, x: Self, k: Self) -> (Self, Self) {
+        use crate::Float;
+        let n = x.mul(k).round();
+        let one = Self::splat(s, <Self::Elem as Float>::ONE);
+        let e = n.add(Self::splat(s, <Self::Elem as Float>::from_f64(64.0)));
+        (n, one.ldexp(e))
+    }
 
     /// `self < o` (false for NaN)
     fn lt(self, o: Self) -> Self::Mask;
