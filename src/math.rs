@@ -42,7 +42,12 @@
 //! Then `e^r` by a minimax polynomial `1 + r + c2 r² + …` (relative error of
 //! the polynomial alone: 2^-28.8 for `f32` with degree 6, 2^-57.8 for `f64`
 //! with degree 11), and the result `e^r · 2^n` by [`Vector::ldexp`], which
-//! rounds once even when the result overflows or is subnormal. Where a
+//! rounds once even when the result overflows or is subnormal. Where the
+//! backend can build `2^(n + 64)` from the bits of `x·log2 e + magic` by a
+//! shift ([`Vector::POW2_SHIFT`], AVX2) that one multiply-add rounds `n` as
+//! well, the coefficients are pre-scaled by `2^-64` and one product
+//! `p·2^(n + 64)` replaces `round` and `ldexp`, with the same single
+//! rounding (see `exp_clamped`). Where a
 //! 16-entry table lookup is one instruction (AVX-512 `f32`,
 //! [`Vector::TABLE16`]) the reduction is finer instead, `x = (k/16)·ln2 + r`
 //! with `|r| <= ln2/32`, and `e^x = 2^(k/16) · e^r` with `2^(j/16)` from a
@@ -515,11 +520,19 @@ fn consts<V: Vector>() -> Consts {
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 fn reduce_exp<V: Vector>(s: V::Simd, x: V) -> (V, V) {
+    let n = x.mul(splat(s, consts::<V>().log2e)).round();
+    (n, cody_waite(s, n, x))
+}
+
+/// `r = x - n·ln2` in two steps, `x - n·LN2_HI` (exact) then `- n·LN2_LO`:
+/// [`reduce_exp`]'s `r` for an integral `n` near `x·log2 e` however `n` was
+/// rounded (also [`exp_clamped`]'s [`Vector::round_pow2`] path).
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+fn cody_waite<V: Vector>(s: V::Simd, n: V, x: V) -> V {
     let k = consts::<V>();
-    let n = x.mul(splat(s, k.log2e)).round();
     let r = n.mul_add(splat(s, -k.ln2_hi), x);
-    let r = n.mul_add(splat(s, -k.ln2_lo), r);
-    (n, r)
+    n.mul_add(splat(s, -k.ln2_lo), r)
 }
 
 /// `e^x`.
@@ -638,10 +651,8 @@ where
     }
     let poly: &[f64] = if is_f32::<V>() { &c32::EXP } else { &c64::EXP };
     if V::POW2_SHIFT {
-        let k = consts::<V>();
-        let (n, pow) = V::round_pow2(s, x, splat(s, k.log2e));
-        let r = n.mul_add(splat(s, -k.ln2_hi), x);
-        let r = n.mul_add(splat(s, -k.ln2_lo), r);
+        let (n, pow) = V::round_pow2(s, x, splat(s, consts::<V>().log2e));
+        let r = cody_waite(s, n, x);
         let top = if is_f32::<V>() {
             c32::EXP_POW2_MAX
         } else {
