@@ -558,6 +558,7 @@ struct Hole<S: Simd, T: Float> {
     k: usize,
     lane: <T::Vec<S> as Vector>::Mask,
     ninf: T::Vec<S>,
+    zero: T::Vec<S>,
 }
 
 impl<S: Simd, T: Float> Clone for Hole<S, T> {
@@ -585,6 +586,7 @@ impl<S: Simd, T: Float> Hole<S, T> {
             k,
             lane: lane_no.eq(V::<S, T>::splat(s, T::from_f64(j))),
             ninf: V::<S, T>::splat(s, T::from_f64(f64::NEG_INFINITY)),
+            zero: V::<S, T>::splat(s, T::ZERO),
         }
     }
 
@@ -592,10 +594,28 @@ impl<S: Simd, T: Float> Hole<S, T> {
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     fn fill(self, k: usize, x: T::Vec<S>) -> T::Vec<S> {
+        self.fill_with(k, x, self.ninf)
+    }
+
+    /// `x`, the vector at step `k`, with the hole's lane `v`.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn fill_with(self, k: usize, x: T::Vec<S>, v: T::Vec<S>) -> T::Vec<S> {
         if k == self.k {
-            <T::Vec<S> as Vector>::select(self.lane, self.ninf, x)
+            <T::Vec<S> as Vector>::select(self.lane, v, x)
         } else {
             x
+        }
+    }
+
+    /// `e`, the vector at step `k`, with the hole's lane `+0`.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn clear(self, k: usize, e: T::Vec<S>) -> T::Vec<S> {
+        if k == self.k {
+            <T::Vec<S> as Vector>::select(self.lane, self.zero, e)
+        } else {
+            e
         }
     }
 }
@@ -736,7 +756,7 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
         };
     }
     let lanes = V::<S, T>::LANES;
-    let ninf = T::from_f64(f64::NEG_INFINITY);
+    let origin_t = origin;
     let origin = V::<S, T>::splat(s, origin);
     let zero = V::<S, T>::splat(s, T::ZERO);
     let mut sum = zero;
@@ -756,8 +776,10 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
         if ahead > 0 {
             crate::simd::prefetch(z, k * lanes + ahead);
         }
-        let x = hole.fill(k, V::<S, T>::load(s, zc));
-        let e = exp!(x.sub(origin));
+        // The hole's lane reads the origin and its `e^0` is cleared after:
+        // see the tail below.
+        let x = hole.fill_with(k, V::<S, T>::load(s, zc), origin);
+        let e = hole.clear(k, exp!(x.sub(origin)));
         if STORE {
             if let Some(dc) = d_chunks.next() {
                 e.store(dc);
@@ -774,8 +796,16 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
         }
     }
     if !z_tail.is_empty() {
-        let x: V<S, T> = V::<S, T>::load_partial(s, z_tail, ninf);
-        let e = exp!(hole.fill(n / lanes, x).sub(origin));
+        // The lanes past the row (and the hole's) read the origin, whose
+        // `e^0` is then cleared, rather than `-inf`: `e^-inf` would make
+        // the `exp` underflow, and on Intel cores (Sapphire Rapids class)
+        // an instruction whose result underflows takes a microcode assist
+        // of about 150 cycles, two a labelled row here (hole and tail; 4096
+        // × 1000 loss, 1 thread: see the README). The same bits.
+        let k = n / lanes;
+        let x: V<S, T> = V::<S, T>::load_partial(s, z_tail, origin_t);
+        let e = exp!(hole.fill_with(k, x, origin).sub(origin));
+        let e = hole.clear(k, e).keep_first(z_tail.len());
         if STORE {
             e.store_partial(d_chunks.into_remainder());
         }
