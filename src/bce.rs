@@ -208,6 +208,7 @@ impl<'a, T: Float> BinaryCrossEntropy<'a, T> {
             pos_weight: Operand::Splat(T::ONE),
             offset: 0,
             out,
+            far: false,
         };
         Ok((job, plan))
     }
@@ -321,6 +322,7 @@ impl<'a, T: Float> BinaryCrossEntropyWithLogits<'a, T> {
             pos_weight,
             offset: 0,
             out,
+            far: false,
         };
         Ok((job, plan))
     }

@@ -14,6 +14,11 @@ use crate::{simd, Backend, Float, LossError};
 pub(crate) const LEAF: usize = 1 << 15;
 /// Inputs shorter than this run serially.
 pub(crate) const PARALLEL_MIN: usize = 1 << 16;
+/// Inputs of at least this many bytes (the first operand) are prefetched
+/// where [`simd::prefetch_streams`] says so; smaller ones are taken to be
+/// in the caches already. Each leaf's kernel then asks for lines past its
+/// own end too, the next leaf's start.
+pub(crate) const PREFETCH_MIN_BYTES: usize = 1 << 20;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -33,6 +38,11 @@ pub(crate) struct ElementwiseJob<'a, T> {
     /// error messages).
     pub offset: usize,
     pub out: Out<'a, T>,
+    /// Whether the kernels prefetch their inputs: set by [`run`] and
+    /// [`run_sum`] for inputs of at least [`PREFETCH_MIN_BYTES`] on CPUs
+    /// that want it ([`simd::prefetch_streams`]); the callers' value is
+    /// replaced.
+    pub far: bool,
 }
 
 impl<T: Float> Job for ElementwiseJob<'_, T> {
@@ -68,6 +78,7 @@ impl<T: Float> Job for ElementwiseJob<'_, T> {
                 pos_weight: self.pos_weight,
                 offset: self.offset + mid,
                 out: o1,
+                far: self.far,
             },
         )
     }
@@ -88,6 +99,7 @@ impl<T: Float> ElementwiseJob<'_, T> {
                     pred: self.x,
                     target: self.y,
                     out: self.out,
+                    far: self.far,
                 },
             ),
             Kind::BinaryCrossEntropy => {
@@ -98,6 +110,7 @@ impl<T: Float> ElementwiseJob<'_, T> {
                         target: self.y,
                         weight: self.weight,
                         out: self.out,
+                        far: self.far,
                     },
                 );
                 if sum.is_nan() {
@@ -120,6 +133,7 @@ impl<T: Float> ElementwiseJob<'_, T> {
                         pos_weight: self.pos_weight,
                         phase: self.offset % period,
                         out: self.out,
+                        far: self.far,
                     },
                 )
             }
@@ -155,6 +169,7 @@ fn check_probabilities<T: Float>(prob: &[T], target: &[T], offset: usize) -> Res
 pub(crate) fn run<T: Float>(job: ElementwiseJob<'_, T>, plan: &Plan) -> Result<T, LossError> {
     let job = ElementwiseJob {
         out: job.out.stream_if_large(),
+        far: is_far(job.x),
         ..job
     };
     let sum = parallel::reduce(job, LEAF, PARALLEL_MIN)?;
@@ -165,7 +180,13 @@ pub(crate) fn run<T: Float>(job: ElementwiseJob<'_, T>, plan: &Plan) -> Result<T
 pub(crate) fn run_sum<T: Float>(job: ElementwiseJob<'_, T>) -> Result<f64, LossError> {
     let job = ElementwiseJob {
         out: job.out.stream_if_large(),
+        far: is_far(job.x),
         ..job
     };
     parallel::reduce(job, LEAF, PARALLEL_MIN)
+}
+
+/// Whether a job over `x` prefetches its inputs (see [`ElementwiseJob::far`]).
+fn is_far<T>(x: &[T]) -> bool {
+    core::mem::size_of_val(x) >= PREFETCH_MIN_BYTES && simd::prefetch_streams()
 }

@@ -4,7 +4,7 @@
 //! | --- | --- | --- | --- |
 //! | [`exp`] | ≤ 1.5 ulp | 0.891 / 1.167 | ≤ 1 ulp |
 //! | [`exp_nonpositive_term`] (`x <= 0`; terms of sums) | ≤ 1.5 ulp | 0.989 on AVX-512; elsewhere it is [`exp`] | ≤ 1 ulp |
-//! | [`exp_softmax_term`] (`x <= 0`; softmax denominators) | ≤ 2 + \|x\|/20 ulp | 1.732 + \|x\|/20 on AVX-512; elsewhere it is [`exp`] | ≤ 1 ulp |
+//! | [`exp_softmax_term`] (`x <= 0`; softmax denominators; `e^max(x, -87)`) | ≤ 2 + \|x\|/20 ulp | 1.732 + \|x\|/20 on AVX-512; elsewhere it is [`exp`] | ≤ 1 ulp |
 //! | [`ln`] | ≤ 1 ulp | 0.905 / 0.905 | ≤ 1 ulp |
 //! | [`ln_unit_clamped`] (`max(ln p, -100)`, `p` in `[0, 1]`) | ≤ 1 ulp on `[0, 1]` | 0.998 on AVX-512 ([`ln_unit_table16`]); elsewhere [`ln`]'s algorithm | ≤ 1 ulp |
 //! | [`ln_one_minus_unit_clamped`] (`max(ln(1 - p), -100)`) | ≤ 1 ulp on `[0, 1]` | 0.999 on AVX-512 ([`ln_unit_table16`]); elsewhere [`log1p`]'s | ≤ 1 ulp |
@@ -152,6 +152,9 @@ mod c32 {
     /// `exp`: below, the result rounds to +0; above, to +inf.
     pub const EXP_LO: f64 = -104.0;
     pub const EXP_HI: f64 = 89.0;
+    /// [`super::exp_softmax_term`] takes `x` below this as this: `e^-87`
+    /// is still a normal float (`2^-126` is `e^-87.34`).
+    pub const SOFTMAX_TERM_LO: f64 = -87.0;
     /// Below it `2^(n + 64)` is a normal float for `n = round(x·log2 e)`:
     /// [`super::exp_clamped`] scales by one product there.
     pub const EXP_POW2_MAX: f64 = 43.0;
@@ -422,6 +425,8 @@ mod c64 {
     pub const SQRT2: f64 = f64c(0x3ff6_a09e_667f_3bcc); // 1.4142135623730949 (rounded down)
     pub const EXP_LO: f64 = -746.0;
     pub const EXP_HI: f64 = 710.0;
+    /// As for `f32` (`2^-1022` is `e^-708.40`).
+    pub const SOFTMAX_TERM_LO: f64 = -708.0;
     /// As for `f32`.
     pub const EXP_POW2_MAX: f64 = 660.0;
     /// `e^r ≈ 1 + r + r²·P(r)` on [-0.3467, 0.3467], degree 11, rel. error 2^-57.8.
@@ -603,23 +608,38 @@ where
 /// than [`exp_nonpositive_term`], with an error that grows with `|x|`; elsewhere
 /// the same as [`exp_nonpositive`]. For `x <= 0` or NaN.
 ///
-/// Max error ≤ 2 + |x|/20 ulp (exhaustive; 1.732 + |x|/20 on AVX-512). A
+/// `x` below [`c32::SOFTMAX_TERM_LO`] (`-87`; `-708` for `f64`), `-inf`
+/// included, counts as that bound: the term is `e^-87` (about `2^-125.5`)
+/// instead of a subnormal or zero. No result is then subnormal, which
+/// matters on Intel cores, where an instruction whose result underflows
+/// takes a microcode assist of about 150 cycles (a row with masked `-inf`
+/// classes would pay one a vector); in a sum that holds the maximum's own
+/// `e^0 = 1` such a term moves the result by less than `2^-125` each,
+/// `2^-105` relative for 2^20 of them.
+///
+/// Max error ≤ 2 + |x|/20 ulp against `e^max(x, -87)` (exhaustive; 1.732 +
+/// |x|/20 on AVX-512). A
 /// sum of `n` such terms that contains `e^0 = 1` (the maximum's own term)
 /// is then within `(2 + ln(n)/20)·2^-23` of its value, relative, before the
 /// summation's own rounding: the term errors add up to at most `2^-23
 /// Σ e_c (2 + |x_c|/20)`, and with `p_c = e_c / s` and `s >= 1`, `Σ p_c |x_c|
-/// <= Σ p_c ln(1/p_c) <= ln n`. (Subnormal terms, below `e^-87.3`, add at
-/// most a few `2^-149` each.) For `n = 2^20`, 2.7 units of `2^-23`.
+/// <= Σ p_c ln(1/p_c) <= ln n`. For `n = 2^20`, 2.7 units of `2^-23`.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn exp_softmax_term<V: Vector>(s: V::Simd, x: V) -> V
 where
     V::Elem: Float,
 {
-    if V::TABLE16 && is_f32::<V>() {
-        exp_table32_term::<V>(s, splat::<V>(s, c32::EXP_LO).max(x))
+    let lo = if is_f32::<V>() {
+        c32::SOFTMAX_TERM_LO
     } else {
-        exp_nonpositive(s, x)
+        c64::SOFTMAX_TERM_LO
+    };
+    let x = splat::<V>(s, lo).max(x);
+    if V::TABLE16 && is_f32::<V>() {
+        exp_table32_term::<V>(s, x)
+    } else {
+        exp_clamped::<V, false>(s, x)
     }
 }
 
@@ -1282,6 +1302,7 @@ mod tests {
         /// and underflow paths are slow): it rounds to the same `f32`.
         fn reference_f32(self, x: f64) -> f64 {
             match self {
+                Func::ExpSoftmaxTerm if !x.is_nan() => x.clamp(c32::SOFTMAX_TERM_LO, 0.0).exp(),
                 Func::Exp if x > 100.0 => f64::INFINITY,
                 Func::Exp | Func::ExpTerm | Func::ExpSoftmaxTerm if x < -110.0 => 0.0,
                 Func::Softplus | Func::SoftplusTerm if x > 110.0 => x,
@@ -1297,7 +1318,10 @@ mod tests {
                 Func::Exp => x.exp(),
                 // Defined for x <= 0: the sweep feeds it min(x, 0).
                 Func::ExpTerm | Func::ExpSoftmaxTerm if x.is_nan() => x,
-                Func::ExpTerm | Func::ExpSoftmaxTerm => x.min(0.0).exp(),
+                Func::ExpTerm => x.min(0.0).exp(),
+                // What the `f64` version computes (`reference_f32` has the
+                // `f32` bound).
+                Func::ExpSoftmaxTerm => x.clamp(c64::SOFTMAX_TERM_LO, 0.0).exp(),
                 Func::Ln => x.ln(),
                 Func::LnUnit => x.ln().max(-100.0),
                 // `+ 0.0`: ln(1 - 0) is +0, where `ln_1p(-0)` is -0.
@@ -1943,12 +1967,21 @@ mod tests {
                 assert!(out[4].is_nan());
             }
             // exp_nonpositive_term(min(x, 0)) and exp_softmax_term(min(x,
-            // 0)): +inf gives e^0.
-            for func in [Func::ExpTerm, Func::ExpSoftmaxTerm] {
-                run(func, &mut out);
-                assert_eq!(out[..4], [1.0, 1.0, 1.0, 0.0], "{func:?} {b:?}");
-                assert!(out[4].is_nan() && out[3].to_bits() == 0, "{func:?} {b:?}");
-            }
+            // 0)): +inf gives e^0; -inf gives +0, and e^-87 for the softmax
+            // term (its floor, never a subnormal).
+            run(Func::ExpTerm, &mut out);
+            assert_eq!(out[..4], [1.0, 1.0, 1.0, 0.0], "{b:?}");
+            assert!(out[4].is_nan() && out[3].to_bits() == 0, "{b:?}");
+            run(Func::ExpSoftmaxTerm, &mut out);
+            assert_eq!(out[..3], [1.0, 1.0, 1.0], "{b:?}");
+            let floor = c32::SOFTMAX_TERM_LO.exp();
+            assert!(out[3].is_normal(), "{b:?}: {:e}", out[3]);
+            assert!(
+                (out[3] as f64 / floor - 1.0).abs() < 1e-6,
+                "{b:?}: {:e}",
+                out[3]
+            );
+            assert!(out[4].is_nan(), "{b:?}");
         }
     }
 }

@@ -79,6 +79,7 @@ impl SquaredError {
             pos_weight: Operand::Splat(T::ONE),
             offset: 0,
             out,
+            far: false,
         };
         Ok((job, plan))
     }
