@@ -642,7 +642,7 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
         sub_err(scale * c.label_smoothing / cf),
         sub_err(scale * (1.0 - c.label_smoothing)),
     );
-    let loss_tol = tol::sane(sum_tol * scale + tol::floor::<T>());
+    let loss_tol = sum_tol * scale + tol::floor::<T>();
     // Rows with an infinite dense target probability (not validated): the
     // oracle's -Σ t log p gives ±inf where the kernel's grouping may give
     // NaN; both are "no number", so only non-finiteness is compared there.
@@ -702,7 +702,7 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
         if oracle_lost(any_ovf_row, ok.unwrap().loss) {
             return;
         }
-        check::expect_close_relaxed(
+        check::expect_close_scaled(
             call,
             None,
             got,
@@ -752,12 +752,12 @@ fn drive<T: Elem, L: LabelGen>(c: &Case<T>, labels: Option<&[L]>, dense: Option<
                 // subnormal (e^-150 of a row in f32 is exactly 0).
                 let j = i % c.classes;
                 let sub = sub_b0 * row.grad_b0[j] + sub_b1 * row.grad_b1[j];
-                let tl = tol::sane(row.grad[j] * scale + sub + tol::floor::<T>());
+                let tl = row.grad[j] * scale + sub + tol::floor::<T>();
                 let relaxed = inf_rows[i / c.classes];
                 if oracle_lost(ovf_rows[i / c.classes], want) {
                     continue;
                 }
-                check::expect_close_relaxed("loss_grad grad", Some(i), g, want, tl, relaxed, &case);
+                check::expect_close_scaled("loss_grad grad", Some(i), g, want, tl, relaxed, &case);
             }
         }
         Err(e) => {
