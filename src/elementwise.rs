@@ -10,8 +10,10 @@ use crate::parallel::{self, Job};
 use crate::{simd, Backend, Float, LossError};
 
 /// Elements per leaf of the parallel tree. Fixed: it decides the summation
-/// order, so it must never depend on the thread count.
-pub(crate) const LEAF: usize = 1 << 15;
+/// order, so it must never depend on the thread count. Four leaves at the
+/// parallel threshold, so that two threads balance their work
+/// ([`parallel::reduce`]).
+pub(crate) const LEAF: usize = 1 << 14;
 /// Inputs shorter than this run serially.
 pub(crate) const PARALLEL_MIN: usize = 1 << 16;
 /// Inputs of at least this many bytes (the first operand) are prefetched

@@ -28,15 +28,30 @@ pub(crate) trait Job: Send + Sized {
 }
 
 /// Runs `job` as a fixed tree of leaves of `leaf` units (the last may be
-/// shorter), in parallel for subtrees of at least `parallel_min` units, and
-/// returns the leaf results combined in tree order. On errors the leftmost
-/// one wins, so the reported error does not depend on scheduling either.
+/// shorter) and returns the leaf results combined in tree order. A job of
+/// at least `parallel_min` units runs every subtree through `rayon::join`,
+/// down to the pairs of leaves; a smaller one runs serially. On errors the
+/// leftmost one wins, so the reported error does not depend on scheduling
+/// either.
+///
+/// The whole tree is parallel, not only its subtrees of `parallel_min`
+/// units or more: with four leaves or more, the thread that finishes first
+/// takes a leaf from the other. With only two parallel halves, a pool
+/// thread that has finished its half has nothing to take, sleeps, and on a
+/// virtual machine wakes tens of microseconds late (BCE with logits
+/// loss+grad on 2^16 elements, Intel guest, 2 threads over 1: two halves
+/// 1.20–1.50×, four leaves 1.64–1.75×; `cargo bench --bench scaling --
+/// join_parts`, README "Intel, afternoon (2026-12-02)").
 pub(crate) fn reduce<J: Job>(
     job: J,
     leaf: usize,
     parallel_min: usize,
 ) -> Result<J::Output, LossError> {
-    let leaf = leaf.max(1);
+    let parallel = job.units() >= parallel_min;
+    tree(job, leaf.max(1), parallel)
+}
+
+fn tree<J: Job>(job: J, leaf: usize, parallel: bool) -> Result<J::Output, LossError> {
     let n = job.units();
     if n <= leaf {
         return job.run();
@@ -45,9 +60,9 @@ pub(crate) fn reduce<J: Job>(
     let mid = (leaves / 2) * leaf;
     let (left, right) = job.split_at(mid);
     let (a, b) = join(
-        n >= parallel_min,
-        || reduce(left, leaf, parallel_min),
-        || reduce(right, leaf, parallel_min),
+        parallel,
+        || tree(left, leaf, parallel),
+        || tree(right, leaf, parallel),
     );
     match (a, b) {
         (Ok(a), Ok(b)) => Ok(J::combine(a, b)),
