@@ -19,7 +19,6 @@
 //!   compute-bound work here: a CPU that lowers its clock when both cores
 //!   run keeps that below 2× whatever the split costs (issue 5 asks 1.7×
 //!   on the in-cache workloads).
-//!
 //! - `join_parts_bce_logits_65536_fwd_grad`: BCE-with-logits loss+grad on
 //!   2^16 elements in a 2-thread pool, as a `rayon::join` tree over 2, 4
 //!   or 8 public calls on equal parts (each small enough to run serially),

@@ -5,10 +5,11 @@
 //! on the input's shape, never on the number of threads. Leaf results (`f64`
 //! partial sums) are combined by a binary tree whose shape also depends only
 //! on the leaf count: the left subtree always holds the first
-//! `floor(leaves / 2)` leaves. Subtrees run in parallel through `rayon::join`
-//! when they are large enough, serially otherwise, and in both cases combine
-//! in the same order, so the result is bitwise the same for 1 thread, 8
-//! threads, or a build without the `rayon` feature. The pairwise tree also
+//! `floor(leaves / 2)` leaves. In a job large enough to run in parallel,
+//! every node of the tree runs its two subtrees through `rayon::join`; a
+//! smaller job runs them serially. Both combine in the same order, so the
+//! result is bitwise the same for 1 thread, 8 threads, or a build without
+//! the `rayon` feature. The pairwise tree also
 //! keeps the `f64` sum accurate for any input length.
 
 use crate::LossError;
@@ -39,9 +40,11 @@ pub(crate) trait Job: Send + Sized {
 /// takes a leaf from the other. With only two parallel halves, a pool
 /// thread that has finished its half has nothing to take, sleeps, and on a
 /// virtual machine wakes tens of microseconds late (BCE with logits
-/// loss+grad on 2^16 elements, Intel guest, 2 threads over 1: two halves
-/// 1.20–1.50×, four leaves 1.64–1.75×; `cargo bench --bench scaling --
-/// join_parts`, README "Intel, afternoon (2026-12-02)").
+/// loss+grad on 2^16 elements, Intel guest, 2 threads over 1, as a join
+/// tree of public calls: two halves 1.20–1.50×, four parts 1.64–1.75×,
+/// `cargo bench --bench scaling -- join_parts`; the crate's own call went
+/// from 1.29–1.64× to 1.70–1.75× with four leaves: README "Intel,
+/// afternoon (2026-12-02)").
 pub(crate) fn reduce<J: Job>(
     job: J,
     leaf: usize,

@@ -184,7 +184,7 @@ pub fn values<T: Elem>(b: &mut Bytes, n: usize, kind: Kind) -> Vec<T> {
 /// An element count for the elementwise losses: mostly `0..=600` and the
 /// SIMD-width neighbours, rarely up to 4096, and at 1/256 around the
 /// parallel threshold (57 344..81 920 elements, so the deterministic split
-/// into 32 768-element leaves and the `pos_weight` phase across leaves run).
+/// into 16 384-element leaves and the `pos_weight` phase across leaves run).
 pub fn elem_len(b: &mut Bytes) -> usize {
     match b.u8() {
         0..=11 => 0,
