@@ -409,6 +409,20 @@ mod tests {
     }
 
     #[test]
+    fn an_f64_sum_near_its_max_may_overflow() {
+        // The finding of 2026-12-02 (`ce_dense` f64, `partial.sum`): the
+        // oracle's sum is f64::MAX, the kernel's grouping overflowed.
+        use super::close_f64;
+        assert!(!close_f64(f64::INFINITY, f64::MAX, 4.2e295));
+        assert!(close::<f64>(f64::INFINITY, f64::MAX, 4.2e295));
+        // Only of the same sign, and only near the top of the range.
+        assert!(!close::<f64>(f64::NEG_INFINITY, f64::MAX, 4.2e295));
+        assert!(!close::<f64>(f64::INFINITY, 1e300, 1e290));
+        // Finite results are still held to the bound.
+        assert!(!close::<f64>(1e308, f64::MAX, 4.2e295));
+    }
+
+    #[test]
     fn expect_close_scaled_passes_any_class_but_nan_beyond_the_range() {
         let case = || String::new();
         super::expect_close_scaled::<f32>(
