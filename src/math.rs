@@ -4,7 +4,7 @@
 //! | --- | --- | --- | --- |
 //! | [`exp`] | ≤ 1.5 ulp | 0.891 / 1.167 | ≤ 1 ulp |
 //! | [`exp_nonpositive_term`] (`x <= 0`; terms of sums) | ≤ 1.5 ulp | 0.989 on AVX-512; elsewhere it is [`exp`] | ≤ 1 ulp |
-//! | [`exp_softmax_term`] (`x <= 0`; softmax denominators; `e^max(x, -87)`) | ≤ 2 + \|x\|/20 ulp | 1.732 + \|x\|/20 on AVX-512; elsewhere it is [`exp`] | ≤ 1 ulp |
+//! | [`exp_softmax_term`] (`x <= 0`; softmax denominators; `e^max(x, -87)`) | ≤ 2 + \|x\|/20 ulp | 1.732 + \|x\|/20 on AVX-512; AVX2: 1.162 + \|x\|/20 in the strided sweep (exhaustive not yet run); elsewhere it is [`exp`] | ≤ 1 ulp |
 //! | [`ln`] | ≤ 1 ulp | 0.905 / 0.905 | ≤ 1 ulp |
 //! | [`ln_unit_clamped`] (`max(ln p, -100)`, `p` in `[0, 1]`) | ≤ 1 ulp on `[0, 1]` | 0.998 on AVX-512 ([`ln_unit_table16`]); elsewhere [`ln`]'s algorithm | ≤ 1 ulp |
 //! | [`ln_one_minus_unit_clamped`] (`max(ln(1 - p), -100)`) | ≤ 1 ulp on `[0, 1]` | 0.999 on AVX-512 ([`ln_unit_table16`]); elsewhere [`log1p`]'s | ≤ 1 ulp |
@@ -53,7 +53,10 @@
 //! with `|r| <= ln2/32`, and `e^x = 2^(k/16) · e^r` with `2^(j/16)` from a
 //! table of `f32` pairs and a cubic for `e^r` (three multiply-adds fewer; the
 //! exhaustive maximum on AVX-512 went from 0.891 to 0.762 ulp, softplus from
-//! 2.182 to 2.123, sigmoid stays 1.957); see `exp_table16`.
+//! 2.182 to 2.123, sigmoid stays 1.957); see `exp_table16`. On AVX2 `f32`,
+//! whose widest permute holds 8 lanes ([`Vector::TABLE8`]), the softmax
+//! terms take an 8-entry table, `|r| <= ln2/16` and a cubic; the entry and
+//! `2^floor(k/8)` meet in one integer add (`exp_table8_term`).
 //!
 //! `ln(x)`: `x = m·2^k` with `m` in `[√½, √2)` ([`Vector::frexp`] and one
 //! halving), `f = m - 1` (exact), `ln(1 + f) = f + tail(f)` with the small
@@ -255,6 +258,18 @@ mod c32 {
         f32c(0x3fef_e4ba),
         f32c(0x3ff5_257d),
         f32c(0x3ffa_83b3),
+    ];
+    /// `1.5·2^20`: `x·log2(e) + SHIFT8` rounds `x·log2(e)` to a multiple of
+    /// 1/8 `k/8` and leaves `2^22 + k` in the mantissa field
+    /// ([`super::exp_table8_term`], [`crate::simd::Vector::lookup8_scaled`]).
+    pub const SHIFT8: f64 = 1_572_864.0;
+    /// `e^r ≈ 1 + r + r²·(C2 + C3·r)` on `|r| <= ln2/16 · 1.002`: relative
+    /// error 2^-24.96 (minimax by Remez in `mpmath`, then a search over
+    /// the neighbouring `f32` coefficients; Taylor's `1/2, 1/6` would be
+    /// 2^-22.5).
+    pub const EXP_T8: [f64; 2] = [
+        f32c(0x3f00_049d), // 0.500070393
+        f32c(0x3e2a_acd9), // 0.166674986
     ];
     /// `1.5·2^18`: `x·log2(e) + SHIFT32` rounds `x·log2(e)` to a multiple of
     /// 1/32 and leaves it as `k mod 32` in the low five mantissa bits.
@@ -605,8 +620,9 @@ where
 /// [`exp_nonpositive`] for the terms of a softmax denominator `Σ_c e^{z_c -
 /// m}` about its maximum `m` (cross entropy's sums whose exponentials are
 /// not kept): on AVX-512 `f32` [`exp_table32_term`], two multiply-adds fewer
-/// than [`exp_nonpositive_term`], with an error that grows with `|x|`; elsewhere
-/// the same as [`exp_nonpositive`]. For `x <= 0` or NaN.
+/// than [`exp_nonpositive_term`], on AVX2 `f32` [`exp_table8_term`], with an
+/// error that grows with `|x|`; elsewhere the same as [`exp_nonpositive`].
+/// For `x <= 0` or NaN.
 ///
 /// `x` below [`c32::SOFTMAX_TERM_LO`] (`-87`; `-708` for `f64`), `-inf`
 /// included, counts as that bound: the term is `e^-87` (about `2^-125.5`)
@@ -618,7 +634,8 @@ where
 /// `2^-105` relative for 2^20 of them.
 ///
 /// Max error ≤ 2 + |x|/20 ulp against `e^max(x, -87)` (exhaustive; 1.732 +
-/// |x|/20 on AVX-512). A
+/// |x|/20 on AVX-512; on AVX2 1.162 + |x|/20 in the strided sweep of the
+/// quick suite, the exhaustive sweep not yet run). A
 /// sum of `n` such terms that contains `e^0 = 1` (the maximum's own term)
 /// is then within `(2 + ln(n)/20)·2^-23` of its value, relative, before the
 /// summation's own rounding: the term errors add up to at most `2^-23
@@ -638,6 +655,8 @@ where
     let x = splat::<V>(s, lo).max(x);
     if V::TABLE16 && is_f32::<V>() {
         exp_table32_term::<V>(s, x)
+    } else if V::TABLE8 && is_f32::<V>() {
+        exp_table8_term::<V>(s, x)
     } else {
         exp_clamped::<V, false>(s, x)
     }
@@ -759,6 +778,36 @@ where
     let hi = V::lookup32(s, t, &hi_t);
     // 2^(j/32)·(1 + p), then 2^floor(k/32).
     hi.mul_add(p, hi).ldexp(kq)
+}
+
+/// [`exp_table32_term`]'s scheme with 8 entries, for backends whose widest
+/// table lookup is 8 lanes ([`Vector::TABLE8`], AVX2 `f32`: `vpermps`), for
+/// `x` in `[SOFTMAX_TERM_LO, 0]` or NaN: `e^x = 2^(k/8) · e^r`, `|r| <=
+/// ln2/16`, a cubic for `e^r` ([`c32::EXP_T8`], relative error 2^-24.96),
+/// and [`Vector::lookup8_scaled`] for `2^(k/8)` (the entry and the power of
+/// two in one integer add: no `ldexp`). Two multiply-adds, a shift and a
+/// multiply fewer than [`exp_clamped`]'s polynomial path, for a permute and
+/// two integer operations. The one-step reduction with [`c32::LN2_F32`]
+/// is off by `|x|·2.75e-9` relative, as in [`exp_table32_term`]; the
+/// entries (every fourth of [`c32::EXP2_32`]) by up to 0.5 ulp. The result
+/// is normal for every `x >= -87` (at least `2^-125.5`), where the integer
+/// add is the exact product; a NaN `x` gives NaN through `r`.
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+fn exp_table8_term<V: Vector>(s: V::Simd, x: V) -> V
+where
+    V::Elem: Float,
+{
+    let shift = splat::<V>(s, c32::SHIFT8);
+    let t = x.mul_add(splat(s, c32::LOG2E), shift);
+    let kq = t.sub(shift);
+    let r = kq.mul_add(splat(s, -c32::LN2_F32), x);
+    let q = r.mul_add(splat(s, c32::EXP_T8[1]), splat(s, c32::EXP_T8[0]));
+    let p = r.mul(r).mul_add(q, r);
+    let table: [V::Elem; 8] = core::array::from_fn(|j| V::Elem::from_f64(c32::EXP2_32[4 * j]));
+    // 2^(k/8), then 2^(k/8)·(1 + p).
+    let h = V::lookup8_scaled(s, t, &table);
+    h.mul_add(p, h)
 }
 
 /// `e^t - 1` for `t` in `[0, TANH_2X_MAX]` (what `tanh` needs): `2^n·(e^r - 1)

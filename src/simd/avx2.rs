@@ -247,6 +247,29 @@ impl Vector for F32x8 {
         // SAFETY: see the note at the top of this impl.
         Self(unsafe { _mm256_round_ps::<ROUND_NEAREST>(self.0) })
     }
+    const TABLE8: bool = true;
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn lookup8_scaled(_: Avx2Fma, t: Self, table: &[f32; 8]) -> Self {
+        // The mantissa field of `t` is 2^22 + k. `vpermps` reads the low
+        // three bits of each index: `k mod 8` (2^22 is a multiple of 8).
+        // Shifted right by three, the low nine bits of `t` are
+        // `floor(k/8) mod 512` (2^19 is a multiple of 512); shifted left by
+        // 23 they alone stay, as `floor(k/8)` in two's complement in the
+        // exponent field. Added to the bits of an entry in [1, 2), that is
+        // the product by 2^floor(k/8) while the result stays normal.
+        // SAFETY: see the note at the top of this impl; the unaligned load
+        // reads exactly the 8 floats of `table`.
+        unsafe {
+            let bits = _mm256_castps_si256(t.0);
+            let entry = _mm256_permutevar8x32_ps(_mm256_loadu_ps(table.as_ptr()), bits);
+            let scale = _mm256_slli_epi32::<23>(_mm256_srli_epi32::<3>(bits));
+            Self(_mm256_castsi256_ps(_mm256_add_epi32(
+                _mm256_castps_si256(entry),
+                scale,
+            )))
+        }
+    }
     const POW2_SHIFT: bool = true;
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]

@@ -165,6 +165,29 @@ pub trait Vector: Copy {
     fn lookup32(s: Self::Simd, idx: Self, table: &[Self::Elem; 32]) -> Self {
         lookup_lanes(s, idx, table)
     }
+    /// Whether [`Vector::lookup8_scaled`] is one permute, two shifts and
+    /// an integer add (AVX2 `f32`: `vpermps` over an 8-lane register),
+    /// which makes an 8-entry table in [`crate::math`] cheaper than
+    /// polynomial terms where there is no 16-lane permute.
+    const TABLE8: bool = false;
+    /// `f32` only. For `t = 1.5·2^20 + k/8` with `k` an integer in
+    /// `[-2^21, 2^21)` (so the mantissa field of `t` is `2^22 + k`) and
+    /// `table` entries in `[1, 2)`: `table[k mod 8] · 2^floor(k/8)`, exact
+    /// when it is normal (`floor(k/8) >= -126`). Other `t` (NaN among them)
+    /// give unspecified lanes (never undefined behaviour). The default
+    /// goes through memory and [`Vector::ldexp`]; the math uses it only
+    /// where [`Vector::TABLE8`] holds.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn lookup8_scaled(s: Self::Simd, t: Self, table: &[Self::Elem; 8]) -> Self {
+        use crate::Float;
+        let k8 = t.sub(Self::splat(s, <Self::Elem as Float>::from_f64(1_572_864.0)));
+        // floor(k/8) = round(k/8 - 7/16): k/8 - 7/16 is never a tie.
+        let n = k8
+            .sub(Self::splat(s, <Self::Elem as Float>::from_f64(0.4375)))
+            .round();
+        lookup_lanes(s, t, table).ldexp(n)
+    }
     /// Whether [`Vector::concat_shift`] is one instruction (AVX-512:
     /// `vpermt2ps`/`vpermt2pd`), which lets streaming stores go through a
     /// misaligned output.
