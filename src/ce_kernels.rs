@@ -763,38 +763,90 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
     let mut acc = V::<S, T>::acc_zero(s);
     let mut count = 0;
     let n = z.len();
-    // Whole vectors as exact chunks (no bounds checks in the loop).
+    let full = n / lanes;
     let mut none: [T; 0] = [];
     let d: &mut [T] = match dst {
         Some(d) => &mut d[..n],
         None => &mut none,
     };
-    let mut d_chunks = d.chunks_exact_mut(lanes);
-    let z_chunks = z.chunks_exact(lanes);
-    let z_tail = z_chunks.remainder();
-    for (k, zc) in z_chunks.enumerate() {
-        if ahead > 0 {
-            crate::simd::prefetch(z, k * lanes + ahead);
-        }
+    // One vector: its `e^{x - origin}`, stored, and a step of the flush.
+    macro_rules! one {
+        ($x:expr, $dc:expr) => {{
+            let e = exp!($x.sub(origin));
+            if STORE {
+                e.store($dc);
+            }
+            if let Some(f) = flush.as_deref_mut() {
+                f.step(s);
+            }
+            e
+        }};
+    }
+    // The whole vectors before the hole's step, that step, and the ones
+    // after it: the runs take two vectors a step with no test of the hole
+    // and at least one prefetch a 64-byte line, as exact chunks
+    // (no bounds checks). The `T` lane sums then hold at most
+    // FLUSH_VECTORS terms.
+    let hk = hole.k.min(full);
+    let (z_head, z_rest) = z.split_at(hk * lanes);
+    let (d_head, d_rest) = d.split_at_mut(if STORE { hk * lanes } else { 0 });
+    let (z_at, z_after) = z_rest.split_at(if hk < full { lanes } else { 0 });
+    let (d_at, d_after) = d_rest.split_at_mut(if STORE && hk < full { lanes } else { 0 });
+    let z_after = &z_after[..(full - hk - z_at.len() / lanes) * lanes];
+    let (d_after, d_tail) = d_after.split_at_mut(if STORE { z_after.len() } else { 0 });
+    // Adds `v` (`terms` vectors) to the lane sums, which then go to the
+    // accumulators when they hold FLUSH_VECTORS - 1 or more: at most
+    // FLUSH_VECTORS terms a lane, as two are added at a time.
+    macro_rules! add {
+        ($v:expr, $terms:expr) => {{
+            sum = sum.add($v);
+            count += $terms;
+            if count >= FLUSH_VECTORS - 1 {
+                acc = V::<S, T>::acc_add(acc, sum);
+                (sum, count) = (zero, 0);
+            }
+        }};
+    }
+    let pair_bytes = 2 * lanes * core::mem::size_of::<T>();
+    // (Macros, not closures, as `exp!`.)
+    macro_rules! run {
+        ($first:expr, $zr:expr, $dr:expr) => {{
+            let mut dp = $dr.chunks_exact_mut(2 * lanes);
+            let zp = $zr.chunks_exact(2 * lanes);
+            let z_odd = zp.remainder();
+            for (k, zc) in zp.enumerate() {
+                if ahead > 0 {
+                    let at = ($first + 2 * k) * lanes + ahead;
+                    crate::simd::prefetch(z, at);
+                    // A pair over one 64-byte line (AVX-512) needs a
+                    // prefetch for each of its vectors.
+                    if pair_bytes > 64 {
+                        crate::simd::prefetch(z, at + lanes);
+                    }
+                }
+                let (dc0, dc1) = match dp.next() {
+                    Some(dc) => dc.split_at_mut(lanes),
+                    None => (&mut [][..], &mut [][..]),
+                };
+                let e0 = one!(V::<S, T>::load(s, zc), dc0);
+                let e1 = one!(V::<S, T>::load(s, &zc[lanes..]), dc1);
+                add!(e0.add(e1), 2);
+            }
+            if !z_odd.is_empty() {
+                add!(one!(V::<S, T>::load(s, z_odd), dp.into_remainder()), 1);
+            }
+        }};
+    }
+    run!(0, z_head, d_head);
+    if !z_at.is_empty() {
         // The hole's lane reads the origin and its `e^0` is cleared after:
         // see the tail below.
-        let x = hole.fill_with(k, V::<S, T>::load(s, zc), origin);
-        let e = hole.clear(k, exp!(x.sub(origin)));
-        if STORE {
-            if let Some(dc) = d_chunks.next() {
-                e.store(dc);
-            }
-        }
-        if let Some(f) = flush.as_deref_mut() {
-            f.step(s);
-        }
-        sum = sum.add(e);
-        count += 1;
-        if count == FLUSH_VECTORS {
-            acc = V::<S, T>::acc_add(acc, sum);
-            (sum, count) = (zero, 0);
-        }
+        let x = hole.fill_with(hk, V::<S, T>::load(s, z_at), origin);
+        add!(hole.clear(hk, one!(x, d_at)), 1);
     }
+    run!(hk + 1, z_after, d_after);
+    debug_assert!(count < FLUSH_VECTORS - 1, "the lane sums were not flushed");
+    let z_tail = &z[full * lanes..];
     if !z_tail.is_empty() {
         // The lanes past the row (and the hole's) read the origin, whose
         // `e^0` is then cleared, rather than `-inf`: `e^-inf` would make
@@ -807,7 +859,7 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
         let e = exp!(hole.fill_with(k, x, origin).sub(origin));
         let e = hole.clear(k, e).keep_first(z_tail.len());
         if STORE {
-            e.store_partial(d_chunks.into_remainder());
+            e.store_partial(d_tail);
         }
         sum = sum.add(e);
     }
