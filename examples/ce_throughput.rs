@@ -11,25 +11,29 @@
 //! starts).
 //!
 //! ```text
-//! cargo run --release --example ce_throughput -- [loss|loss_grad] [ROWS] [CLASSES] [SECONDS] [THREADS] [FORM]
+//! cargo run --release --example ce_throughput -- [loss|loss_grad] [ROWS] [CLASSES] [SECONDS] [THREADS] [FORM] [BACKEND]
 //! ```
 //!
 //! Defaults: `loss_grad 4096 1000 3 1 auto` (issue 4's in-cache workload).
 //! `FORM` is the [`LongRowGradient`] of long rows' loss + gradient (`auto`,
 //! `streamed` or `in_place`): e.g. `loss_grad 256 131072 5 2 streamed`
-//! against `... in_place` compares the two forms at two threads. The
+//! against `... in_place` compares the two forms at two threads.
+//! `BACKEND` is the [`Backend`] (`auto`, `scalar`, `portable`, `avx2` or
+//! `avx512`): `loss 256 131072 3 1 auto avx2` times the AVX2 kernels on an
+//! AVX-512 machine. The
 //! logits are Gaussian with standard deviation 2 and the labels uniform, as
 //! in the crate's benchmarks, from a fixed seed.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use loss_kernels::{CrossEntropy, LongRowGradient};
+use loss_kernels::{Backend, CrossEntropy, LongRowGradient};
 
 const USAGE: &str =
-    "usage: ce_throughput [loss|loss_grad] [ROWS] [CLASSES] [SECONDS] [THREADS] [FORM]
+    "usage: ce_throughput [loss|loss_grad] [ROWS] [CLASSES] [SECONDS] [THREADS] [FORM] [BACKEND]
   FORM: auto, streamed or in_place (the long-row gradient form)
-  defaults: loss_grad 4096 1000 3 1 auto";
+  BACKEND: auto, scalar, portable, avx2 or avx512
+  defaults: loss_grad 4096 1000 3 1 auto auto";
 
 struct Args {
     grad: bool,
@@ -38,12 +42,13 @@ struct Args {
     seconds: f64,
     threads: usize,
     form: LongRowGradient,
+    backend: Backend,
 }
 
 fn parse() -> Result<Args, String> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.len() > 6 {
-        return Err(format!("expected at most 6 arguments, got {}", argv.len()));
+    if argv.len() > 7 {
+        return Err(format!("expected at most 7 arguments, got {}", argv.len()));
     }
     let grad = match argv.first().map(String::as_str) {
         None | Some("loss_grad") => true,
@@ -73,6 +78,21 @@ fn parse() -> Result<Args, String> {
             ))
         }
     };
+    let backend = match argv.get(6).map(String::as_str) {
+        None | Some("auto") => Backend::Auto,
+        Some("scalar") => Backend::Scalar,
+        Some("portable") => Backend::Portable,
+        Some("avx2") => Backend::Avx2Fma,
+        Some("avx512") => Backend::Avx512,
+        Some(other) => {
+            return Err(format!(
+                "BACKEND must be auto, scalar, portable, avx2 or avx512, got {other:?}"
+            ))
+        }
+    };
+    if !backend.is_available() {
+        return Err(format!("backend {backend:?} is not available on this CPU"));
+    }
     if rows.checked_mul(classes).is_none_or(|n| n > 1 << 31) {
         return Err(format!(
             "ROWS × CLASSES must be at most 2^31 elements, got {rows} × {classes}"
@@ -85,6 +105,7 @@ fn parse() -> Result<Args, String> {
         seconds,
         threads,
         form,
+        backend,
     })
 }
 
@@ -135,20 +156,28 @@ fn main() -> ExitCode {
     let n = args.rows * args.classes;
     let mode = if args.grad { "loss_grad" } else { "loss" };
     println!(
-        "cross entropy {mode}, {} x {} f32 ({:.1} MiB of logits), {} thread(s), {} s, long-row gradient {:?}",
+        "cross entropy {mode}, {} x {} f32 ({:.1} MiB of logits), {} thread(s), {} s, long-row gradient {:?}, backend {:?} ({:?})",
         args.rows,
         args.classes,
         (n * 4) as f64 / (1 << 20) as f64,
         args.threads,
         args.seconds,
-        args.form
+        args.form,
+        args.backend,
+        if args.backend == Backend::Auto {
+            Backend::detected()
+        } else {
+            args.backend
+        }
     );
     let t0 = Instant::now();
     let (logits, labels) = data(args.rows, args.classes);
     let mut grad = vec![0.0f32; if args.grad { n } else { 0 }];
     println!("data drawn in {:.2} s", t0.elapsed().as_secs_f64());
 
-    let ce = CrossEntropy::new().long_row_gradient(args.form);
+    let ce = CrossEntropy::new()
+        .long_row_gradient(args.form)
+        .backend(args.backend);
     let mut call = || {
         if args.grad {
             ce.loss_grad(&logits, args.classes, &labels, &mut grad)
