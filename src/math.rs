@@ -767,10 +767,7 @@ fn exp_table32_term<V: Vector>(s: V::Simd, x: V) -> V
 where
     V::Elem: Float,
 {
-    let shift = splat::<V>(s, c32::SHIFT32);
-    let t = x.mul_add(splat(s, c32::LOG2E), shift);
-    let kq = t.sub(shift);
-    let r = kq.mul_add(splat(s, -c32::LN2_F32), x);
+    let (t, kq, r) = reduce_table_term::<V>(s, x, c32::SHIFT32);
     let p = r
         .mul_add(splat(s, c32::EXP_T32[1]), splat(s, c32::EXP_T32[0]))
         .mul(r);
@@ -778,6 +775,23 @@ where
     let hi = V::lookup32(s, t, &hi_t);
     // 2^(j/32)·(1 + p), then 2^floor(k/32).
     hi.mul_add(p, hi).ldexp(kq)
+}
+
+/// The reduction of [`exp_table32_term`] and [`exp_table8_term`]: with
+/// `shift = 1.5·2^23/N`, `t = x·log2(e) + shift` holds `k` in its low
+/// mantissa bits (`k/N` the multiple of `1/N` nearest `x·log2(e)`), and
+/// the result is `(t, k/N, r)` with `r = x - (k/N)·ln2` in one multiply-add
+/// with `ln 2` rounded to `f32`.
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+fn reduce_table_term<V: Vector>(s: V::Simd, x: V, shift: f64) -> (V, V, V)
+where
+    V::Elem: Float,
+{
+    let shift = splat::<V>(s, shift);
+    let t = x.mul_add(splat(s, c32::LOG2E), shift);
+    let kq = t.sub(shift);
+    (t, kq, kq.mul_add(splat(s, -c32::LN2_F32), x))
 }
 
 /// [`exp_table32_term`]'s scheme with 8 entries, for backends whose widest
@@ -798,10 +812,7 @@ fn exp_table8_term<V: Vector>(s: V::Simd, x: V) -> V
 where
     V::Elem: Float,
 {
-    let shift = splat::<V>(s, c32::SHIFT8);
-    let t = x.mul_add(splat(s, c32::LOG2E), shift);
-    let kq = t.sub(shift);
-    let r = kq.mul_add(splat(s, -c32::LN2_F32), x);
+    let (t, _, r) = reduce_table_term::<V>(s, x, c32::SHIFT8);
     let q = r.mul_add(splat(s, c32::EXP_T8[1]), splat(s, c32::EXP_T8[0]));
     let p = r.mul(r).mul_add(q, r);
     let table: [V::Elem; 8] = core::array::from_fn(|j| V::Elem::from_f64(c32::EXP2_32[4 * j]));
