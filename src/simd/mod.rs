@@ -575,6 +575,41 @@ mod tests {
         }
     }
 
+    /// `lookup8_scaled` of the table `1 + j/8` at `t = 1.5·2^20 + k/8` for
+    /// every `k` in `[-1008, 1008)` (results from `2^-126` up), on `f32`.
+    struct Lookup8<'a>(&'a [f32]);
+    impl Kernel for Lookup8<'_> {
+        type Output = Vec<f32>;
+        fn run<S: Simd>(self, s: S) -> Vec<f32> {
+            let table: [f32; 8] = core::array::from_fn(|j| 1.0 + j as f32 / 8.0);
+            let mut out = Vec::new();
+            for chunk in self.0.chunks(S::F32::LANES) {
+                let v = S::F32::load_partial(s, chunk, 1_572_864.0);
+                let mut lanes = vec![0.0; S::F32::LANES];
+                S::F32::lookup8_scaled(s, v, &table).store(&mut lanes);
+                out.extend_from_slice(&lanes[..chunk.len()]);
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn lookup8_scaled_is_the_entry_times_a_power_of_two() {
+        let ks: Vec<i32> = (-1008..1008).collect();
+        let t: Vec<f32> = ks.iter().map(|&k| 1_572_864.0 + k as f32 / 8.0).collect();
+        let want: Vec<f32> = ks
+            .iter()
+            .map(|&k| {
+                let (q, r) = (k.div_euclid(8), k.rem_euclid(8));
+                ((1.0 + r as f64 / 8.0) * 2f64.powi(q)) as f32
+            })
+            .collect();
+        // Every backend: the AVX2 one and the generic default the others use.
+        for b in Backend::available() {
+            assert_eq!(dispatch(b, Lookup8(&t)), want, "{b:?}");
+        }
+    }
+
     #[test]
     fn detection_matches_std() {
         #[cfg(target_arch = "x86_64")]
