@@ -262,7 +262,7 @@ mod c32 {
     /// `1.5·2^20`: `x·log2(e) + SHIFT8` rounds `x·log2(e)` to a multiple of
     /// 1/8 `k/8` and leaves `2^22 + k` in the mantissa field
     /// ([`super::exp_table8_term`], [`crate::simd::Vector::lookup8_scaled`]).
-    pub const SHIFT8: f64 = 1_572_864.0;
+    pub const SHIFT8: f64 = crate::simd::LOOKUP8_SHIFT;
     /// `e^r ≈ 1 + r + r²·(C2 + C3·r)` on `|r| <= ln2/16 · 1.002`: relative
     /// error 2^-24.96 (minimax by Remez in `mpmath`, then a search over
     /// the neighbouring `f32` coefficients; Taylor's `1/2, 1/6` would be

@@ -181,7 +181,10 @@ pub trait Vector: Copy {
     #[cfg_attr(debug_assertions, inline)]
     fn lookup8_scaled(s: Self::Simd, t: Self, table: &[Self::Elem; 8]) -> Self {
         use crate::Float;
-        let k8 = t.sub(Self::splat(s, <Self::Elem as Float>::from_f64(1_572_864.0)));
+        let k8 = t.sub(Self::splat(
+            s,
+            <Self::Elem as Float>::from_f64(LOOKUP8_SHIFT),
+        ));
         // floor(k/8) = round(k/8 - 7/16): k/8 - 7/16 is never a tie.
         let n = k8
             .sub(Self::splat(s, <Self::Elem as Float>::from_f64(0.4375)))
@@ -418,6 +421,10 @@ pub(crate) fn prefetch_streams() -> bool {
     }
 }
 
+/// `1.5·2^20`, the offset in [`Vector::lookup8_scaled`]'s argument `t =
+/// 1.5·2^20 + k/8` (whose mantissa field is then `2^22 + k`).
+pub(crate) const LOOKUP8_SHIFT: f64 = 1_572_864.0;
+
 /// Asks the cache to fetch the line holding `src[i]` (if `i` is past the
 /// end, nothing observable happens): for kernels whose arithmetic is heavy
 /// enough that the hardware prefetcher alone falls behind a memory stream.
@@ -584,7 +591,7 @@ mod tests {
             let table: [f32; 8] = core::array::from_fn(|j| 1.0 + j as f32 / 8.0);
             let mut out = Vec::new();
             for chunk in self.0.chunks(S::F32::LANES) {
-                let v = S::F32::load_partial(s, chunk, 1_572_864.0);
+                let v = S::F32::load_partial(s, chunk, LOOKUP8_SHIFT as f32);
                 let mut lanes = vec![0.0; S::F32::LANES];
                 S::F32::lookup8_scaled(s, v, &table).store(&mut lanes);
                 out.extend_from_slice(&lanes[..chunk.len()]);
@@ -596,7 +603,10 @@ mod tests {
     #[test]
     fn lookup8_scaled_is_the_entry_times_a_power_of_two() {
         let ks: Vec<i32> = (-1008..1008).collect();
-        let t: Vec<f32> = ks.iter().map(|&k| 1_572_864.0 + k as f32 / 8.0).collect();
+        let t: Vec<f32> = ks
+            .iter()
+            .map(|&k| LOOKUP8_SHIFT as f32 + k as f32 / 8.0)
+            .collect();
         let want: Vec<f32> = ks
             .iter()
             .map(|&k| {
