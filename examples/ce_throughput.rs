@@ -24,6 +24,7 @@
 //! logits are Gaussian with standard deviation 2 and the labels uniform, as
 //! in the crate's benchmarks, from a fixed seed.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -132,6 +133,14 @@ fn data(rows: usize, classes: usize) -> (Vec<f32>, Vec<u32>) {
     (logits, labels)
 }
 
+/// `println!` that ignores a closed standard output (`| head`), where
+/// `println!` would panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(a) => a,
@@ -155,7 +164,7 @@ fn main() -> ExitCode {
     };
     let n = args.rows * args.classes;
     let mode = if args.grad { "loss_grad" } else { "loss" };
-    println!(
+    say!(
         "cross entropy {mode}, {} x {} f32 ({:.1} MiB of logits), {} thread(s), {} s, long-row gradient {:?}, backend {:?} ({:?})",
         args.rows,
         args.classes,
@@ -173,7 +182,7 @@ fn main() -> ExitCode {
     let t0 = Instant::now();
     let (logits, labels) = data(args.rows, args.classes);
     let mut grad = vec![0.0f32; if args.grad { n } else { 0 }];
-    println!("data drawn in {:.2} s", t0.elapsed().as_secs_f64());
+    say!("data drawn in {:.2} s", t0.elapsed().as_secs_f64());
 
     let ce = CrossEntropy::new()
         .long_row_gradient(args.form)
@@ -197,7 +206,7 @@ fn main() -> ExitCode {
                 calls += 1;
             }
             let rate = (calls * n as u64) as f64 / second.elapsed().as_secs_f64();
-            println!(
+            say!(
                 "  second {:>3}: {calls:>6} calls, {:.3} G elem/s",
                 rates.len() + 1,
                 rate / 1e9
@@ -210,7 +219,7 @@ fn main() -> ExitCode {
         Ok((loss, mut rates)) => {
             rates.sort_by(f64::total_cmp);
             let median = rates[rates.len() / 2];
-            println!(
+            say!(
                 "loss {loss:.6}; median {:.3} G elem/s over {} seconds",
                 median / 1e9,
                 rates.len()

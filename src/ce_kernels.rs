@@ -824,7 +824,8 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
                         crate::simd::prefetch(z, at + lanes);
                     }
                 }
-                let (dc0, dc1) = match dp.next() {
+                // (Without stores `dp` is empty: no call, no branch.)
+                let (dc0, dc1) = match if STORE { dp.next() } else { None } {
                     Some(dc) => dc.split_at_mut(lanes),
                     None => (&mut [][..], &mut [][..]),
                 };
