@@ -634,8 +634,7 @@ where
 /// `2^-105` relative for 2^20 of them.
 ///
 /// Max error ≤ 2 + |x|/20 ulp against `e^max(x, -87)` (exhaustive; 1.732 +
-/// |x|/20 on AVX-512, 1.177 + |x|/20 on AVX2, whose 8-entry table form
-/// measured 1.162 in the quick suite's strided sweep). A
+/// |x|/20 on AVX-512, 1.177 + |x|/20 on AVX2's 8-entry table form). A
 /// sum of `n` such terms that contains `e^0 = 1` (the maximum's own term)
 /// is then within `(2 + ln(n)/20)·2^-23` of its value, relative, before the
 /// summation's own rounding: the term errors add up to at most `2^-23
