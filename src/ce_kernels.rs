@@ -707,7 +707,9 @@ fn max_from<S: Simd, T: Float, const R: bool>(
 
 /// `Σ e^{z_c - origin}`, summed in `f64` lanes, writing each `e^{z_c -
 /// origin}` into `dst` (of `z`'s length) when there is one: the stored
-/// exponentials of [`pass1_store`], for an `origin` at least the maximum.
+/// exponentials of [`pass1_store`], for an `origin` at least the maximum,
+/// from [`math::exp_nonpositive_term`] (≤ 1.5 ulp; 0.989 measured on
+/// AVX-512, where it skips the table's low parts).
 /// With `ahead > 0`, also asks the cache for the elements `ahead` past each
 /// one read (a later block of a long row, or the next row, whose maximum
 /// is read then: without it, that read waits on memory with nothing to
@@ -749,7 +751,7 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
     macro_rules! exp {
         ($x:expr) => {
             if STORE {
-                math::exp_nonpositive(s, $x)
+                math::exp_nonpositive_term(s, $x)
             } else {
                 math::exp_softmax_term(s, $x)
             }
