@@ -17,9 +17,10 @@
 //! `n / (4·LANES)` `f64` roundings (relative `2^-53` each): for `n = 2^26`
 //! `f32` terms on AVX-512 that is below `2^-33` relative, far below the
 //! `f32` ulp (`2^-24`). The caller's fixed-shape pairwise tree over leaves
-//! of `2^14` elements keeps it so for any length. What remains is the error
-//! of each `f32` term itself (a rounding or two, of both signs), so the
-//! reduced `f32` loss is within 2 ulp of the `f64` oracle.
+//! of `2^14` elements (`2^13` for BCE with logits) keeps it so for any
+//! length. What remains is the error of each `f32` term itself (a rounding
+//! or two, of both signs), so the reduced `f32` loss is within 2 ulp of the
+//! `f64` oracle.
 //!
 //! Numerics of the terms (all regrouped so that no term is a difference of
 //! nearly equal numbers, as in [`crate::reference`]):
