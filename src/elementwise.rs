@@ -31,6 +31,7 @@ fn leaf(kind: Kind) -> usize {
         Kind::SquaredError | Kind::BinaryCrossEntropy => LEAF,
     }
 }
+
 /// Inputs shorter than this run serially.
 pub(crate) const PARALLEL_MIN: usize = 1 << 16;
 /// Inputs of at least this many bytes (the first operand) are prefetched
@@ -186,14 +187,7 @@ fn check_probabilities<T: Float>(prob: &[T], target: &[T], offset: usize) -> Res
 
 /// Runs a validated elementwise job and reduces its sum with `plan`.
 pub(crate) fn run<T: Float>(job: ElementwiseJob<'_, T>, plan: &Plan) -> Result<T, LossError> {
-    let job = ElementwiseJob {
-        out: job.out.stream_if_large(),
-        far: is_far(job.x),
-        ..job
-    };
-    let leaf = leaf(job.kind);
-    let sum = parallel::reduce(job, leaf, PARALLEL_MIN)?;
-    Ok(T::from_f64(plan.reduce(sum)))
+    Ok(T::from_f64(plan.reduce(run_sum(job)?)))
 }
 
 /// Runs a validated elementwise job and returns its partial sum.
