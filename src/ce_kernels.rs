@@ -541,6 +541,8 @@ pub(crate) fn pass1_store<S: Simd, T: Float>(
     if !m.is_finite() {
         return None;
     }
+    // The next row is wanted next: into L1.
+    let ahead = (ahead, false);
     let sum = match dst {
         Some(d) => store_exp_with::<S, T, true>(s, row, T::from_f64(m), Some(d), ahead, None, hole),
         None => store_exp_with::<S, T, false>(s, row, T::from_f64(m), None, ahead, None, hole),
@@ -710,13 +712,14 @@ fn max_from<S: Simd, T: Float, const R: bool>(
 /// exponentials of [`pass1_store`], for an `origin` at least the maximum,
 /// from [`math::exp_nonpositive_term`] (≤ 1.5 ulp; 0.989 measured on
 /// AVX-512, where it skips the table's low parts).
-/// With `ahead > 0`, also asks the cache for the elements `ahead` past each
-/// one read (a later block of a long row, or the next row, whose maximum
-/// is read then: without it, that read waits on memory with nothing to
-/// overlap). Without `dst` the terms only meet in the sum: they come from
-/// the cheaper [`math::exp_softmax_term`]. With `flush`, each vector
-/// read is followed by one vector of another row's pass 2
-/// ([`Flush::step`]).
+/// With `ahead = (k, into_l2)`, `k > 0`, also asks the cache for the
+/// elements `k` past each one read (a later block of a long row, or the
+/// next row, whose maximum is read then: without it, that read waits on
+/// memory with nothing to overlap), into L1, or with `into_l2` into L2
+/// only ([`prefetch_l2`](crate::simd::prefetch_l2)). Without `dst` the
+/// terms only meet in the sum: they come from the cheaper
+/// [`math::exp_softmax_term`]. With `flush`, each vector read is followed
+/// by one vector of another row's pass 2 ([`Flush::step`]).
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn store_exp<S: Simd, T: Float>(
@@ -724,7 +727,7 @@ pub(crate) fn store_exp<S: Simd, T: Float>(
     z: &[T],
     origin: T,
     dst: Option<&mut [T]>,
-    ahead: usize,
+    ahead: (usize, bool),
     flush: Option<&mut Flush<'_, S, T>>,
 ) -> f64 {
     let no_hole = Hole::<S, T>::new(s, None);
@@ -741,7 +744,7 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
     z: &[T],
     origin: T,
     dst: Option<&mut [T]>,
-    ahead: usize,
+    (ahead, into_l2): (usize, bool),
     mut flush: Option<&mut Flush<'_, S, T>>,
     hole: Hole<S, T>,
 ) -> f64 {
@@ -819,11 +822,20 @@ fn store_exp_with<S: Simd, T: Float, const STORE: bool>(
             for (k, zc) in zp.enumerate() {
                 if ahead > 0 {
                     let at = ($first + 2 * k) * lanes + ahead;
-                    crate::simd::prefetch(z, at);
+                    macro_rules! fetch {
+                        ($i:expr) => {
+                            if into_l2 {
+                                crate::simd::prefetch_l2(z, $i)
+                            } else {
+                                crate::simd::prefetch(z, $i)
+                            }
+                        };
+                    }
+                    fetch!(at);
                     // A pair over one 64-byte line (AVX-512) needs a
                     // prefetch for each of its vectors.
                     if pair_bytes > 64 {
-                        crate::simd::prefetch(z, at + lanes);
+                        fetch!(at + lanes);
                     }
                 }
                 // (Without stores `dp` is empty: no call, no branch.)

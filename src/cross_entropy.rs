@@ -1740,7 +1740,20 @@ impl<T: Float> Kernel for ColumnExp<'_, T> {
                 // without (loss; 256 x 131072 `f32`, 1 thread, simd_quick,
                 // five alternated runs: 0.77-0.81 of the read reference one
                 // block ahead, 0.80-0.84 two; half a block 0.60, none 0.55).
-                let ahead = if d.is_some() { b } else { 2 * b };
+                // On Intel the loss asks three blocks ahead, into L2 only:
+                // into L1, three blocks (48 KiB) would evict the block being
+                // read (Xeon model 207, 48 KiB L1d, 1 thread,
+                // `ce_throughput loss 256 131072`, three alternated runs:
+                // 2.64-2.67 against 1.99-2.19 G elem/s for two blocks into
+                // L1; into L2, two blocks 2.36-2.61, four 2.55-2.73; see
+                // the README).
+                let ahead = if d.is_some() {
+                    (b, false)
+                } else if simd::is_intel() {
+                    (3 * b, true)
+                } else {
+                    (2 * b, false)
+                };
                 let mut sum = 0.0;
                 for &(lo, hi) in ranges {
                     let d = d.as_deref_mut().map(|d| &mut d[lo..hi]);
