@@ -450,17 +450,9 @@ pub(crate) fn prefetch<T>(src: &[T], i: usize) {
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn prefetch_l2<T>(src: &[T], i: usize) {
     #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T2};
-        // SAFETY: as in `prefetch_ptr`: a hint with a baseline (SSE)
-        // instruction, which never faults or changes memory, whatever the
-        // address (the pointer is not dereferenced).
-        unsafe { _mm_prefetch::<_MM_HINT_T2>(src.as_ptr().wrapping_add(i) as *const i8) };
-    }
+    prefetch_hint::<T, { core::arch::x86_64::_MM_HINT_T2 }>(src.as_ptr().wrapping_add(i));
     #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (src, i);
-    }
+    let _ = (src, i);
 }
 
 /// [`prefetch`] of the line holding `p`, any address: the pointer is only
@@ -470,17 +462,21 @@ pub(crate) fn prefetch_l2<T>(src: &[T], i: usize) {
 #[cfg_attr(debug_assertions, inline)]
 pub(crate) fn prefetch_ptr<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // `prefetch` is part of SSE (baseline on x86-64) and never faults or
-        // changes memory, whatever the address.
-        // SAFETY: a prefetch hint with a baseline instruction, see above.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) };
-    }
+    prefetch_hint::<T, { core::arch::x86_64::_MM_HINT_T0 }>(p);
     #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = p;
-    }
+    let _ = p;
+}
+
+/// The one prefetch instruction behind [`prefetch_ptr`] and
+/// [`prefetch_l2`], with its cache-level hint `HINT` (`_MM_HINT_*`).
+#[cfg(target_arch = "x86_64")]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+fn prefetch_hint<T, const HINT: i32>(p: *const T) {
+    // `prefetch` is part of SSE (baseline on x86-64) and never faults or
+    // changes memory, whatever the address; `p` is not dereferenced.
+    // SAFETY: a prefetch hint with a baseline instruction, see above.
+    unsafe { core::arch::x86_64::_mm_prefetch::<HINT>(p as *const i8) };
 }
 
 /// Whether the CPU (and build) supports `backend`.
